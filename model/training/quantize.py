@@ -1,0 +1,146 @@
+"""Quantize the fp32 ONNX model to static int8 (QDQ) and check it against fp32.
+
+    python -m model.training.quantize --fp32 runs/v1/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
+
+Calibration uses synthesized training sets. Only convolutions (weights per
+channel) and the attention's matrix products are quantized; layer norm,
+softmax and resize stay fp32. The int8 model passes when its masks agree with
+the fp32 masks on validation sets by mean IoU of at least AGREEMENT_FLOOR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from model.training.synth import load_label_categories, load_photos, split_ids, synthesize_set
+
+logger = logging.getLogger("quantize")
+
+AGREEMENT_FLOOR = 0.95
+"""Lowest accepted mean IoU between int8 and fp32 masks (threshold 0.5)."""
+
+
+def synthesized_feeds(dataset_dir: Path, ids: list[str], size: int, count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Build count ONNX feeds from synthesized sets of the given photos."""
+    photos = load_photos(dataset_dir, ids)
+    label_categories = load_label_categories(dataset_dir)
+    rng = np.random.default_rng(seed)
+    feeds: list[dict[str, np.ndarray]] = []
+    while len(feeds) < count:
+        product = synthesize_set(photos[rng.integers(len(photos))], label_categories, size, rng)
+        if product is None:
+            continue
+        feeds.append(
+            {
+                "images": product.images.transpose(0, 3, 1, 2)[None].astype(np.float32) / 127.5 - 1.0,
+                "valid": product.valid[None].astype(np.float32),
+                "category": np.array([product.category if rng.random() < 0.5 else 0], np.int64),
+            }
+        )
+    return feeds
+
+
+class FeedReader(CalibrationDataReader):
+    """Hands prepared feeds to onnxruntime's calibrator one at a time."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def mask_agreement(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.ndarray]]) -> float:
+    """Mean IoU between fp32 and int8 masks over the present views of the feeds."""
+    fp32 = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])
+    int8 = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
+    scores = []
+    for feed in feeds:
+        (reference,) = fp32.run(["probs"], feed)
+        (quantized,) = int8.run(["probs"], feed)
+        for view in np.flatnonzero(feed["valid"][0]):
+            a, b = reference[0, view] > 0.5, quantized[0, view] > 0.5
+            union = np.logical_or(a, b).sum()
+            scores.append(1.0 if union == 0 else np.logical_and(a, b).sum() / union)
+    return float(np.mean(scores))
+
+
+def copy_metadata(source: Path, target: Path) -> None:
+    """Copy metadata_props from source to target, since quantization may drop them."""
+    metadata = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+    proto = onnx.load(str(target))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(target))
+
+
+def write_model_card(int8_path: Path) -> Path:
+    """Write the JSON card beside the model: metadata, quantization settings and sha256."""
+    proto = onnx.load(str(int8_path))
+    card = {entry.key: entry.value for entry in proto.metadata_props}
+    card["categories"] = json.loads(card["categories"])
+    card.update(
+        {
+            "file": int8_path.name,
+            "sha256": hashlib.sha256(int8_path.read_bytes()).hexdigest(),
+            "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+            "quantization": "static int8 QDQ, per-channel weights, uint8 activations, MinMax calibration",
+            "inputs": {"images": "float32 [N, 4, 3, S, S]", "valid": "float32 [N, 4]", "category": "int64 [N]"},
+            "outputs": {"probs": "float32 [N, 4, S, S], 0-1"},
+        }
+    )
+    path = int8_path.with_suffix(".json")
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fp32", type=Path, required=True, help="fp32 ONNX from export.py")
+    parser.add_argument("--out", type=Path, required=True, help="int8 ONNX file to write")
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
+    parser.add_argument("--calibration-sets", type=int, default=96, help="synthesized training sets for calibration")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    size = int({p.key: p.value for p in onnx.load(str(args.fp32)).metadata_props}["input_size"])
+    train_ids, validation_ids = split_ids(args.dataset)
+    prepared = args.out.with_suffix(".prep.onnx")
+    quant_pre_process(str(args.fp32), str(prepared), skip_symbolic_shape=True)
+    quantize_static(
+        str(prepared),
+        str(args.out),
+        FeedReader(synthesized_feeds(args.dataset, train_ids, size, args.calibration_sets, seed=2)),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    prepared.unlink()
+    copy_metadata(args.fp32, args.out)
+
+    agreement = mask_agreement(args.fp32, args.out, synthesized_feeds(args.dataset, validation_ids, size, 48, seed=3))
+    if agreement < AGREEMENT_FLOOR:
+        logger.error("int8 model rejected: mask IoU against fp32 is %.3f, below %.2f", agreement, AGREEMENT_FLOOR)
+        sys.exit(1)
+    card = write_model_card(args.out)
+    logger.info("wrote %s (%d bytes) and %s; int8-vs-fp32 mask IoU %.3f", args.out, args.out.stat().st_size, card, agreement)
+
+
+if __name__ == "__main__":
+    main()

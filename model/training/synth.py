@@ -1,0 +1,304 @@
+"""Synthesis of product sets from the Clothing Co-Parsing (CCP) label maps.
+
+One CCP photo with its per-pixel garment labels becomes one product set: a
+target garment is picked, and up to four views of it are rendered (studio
+composite, detail crop, packshot, street photo), each with its truth mask.
+Only numpy and Pillow are used, so evaluation runs without PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageFilter
+
+from handler.letterbox import letterbox, letterbox_mask
+
+VIEW_TYPES = ("studio", "detail", "packshot", "street")
+MAX_VIEWS = 4
+BACKGROUND_LABEL = 0
+NOT_PRODUCT_LABELS = {"null", "skin", "hair", "bra", "intimate", "panties"}
+WORK_LONG_SIDE = 400
+"""Long side, in pixels, that photos are stored at for synthesis."""
+MIN_TARGET_FRACTION = 0.006
+"""Smallest share of the photo that a garment must cover to be a target."""
+
+CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "handler" / "data" / "categories.json"
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One CCP photo at working resolution.
+
+    Attributes:
+        photo_id: file stem, for example "0001".
+        rgb: (H, W, 3) uint8 RGB.
+        labels: (H, W) uint8 CCP label ids.
+    """
+
+    photo_id: str
+    rgb: NDArray[np.uint8]
+    labels: NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class ProductSet:
+    """A synthesized product set, letterboxed to the model size.
+
+    Attributes:
+        images: (4, S, S, 3) uint8 RGB; missing views are white.
+        masks: (4, S, S) bool truth, False on missing views.
+        valid: (4,) bool, True on the views that are present.
+        view_types: names from VIEW_TYPES, "" for missing views.
+        category: category id of the target (1-7).
+        photo_id: CCP photo the set comes from.
+        target_label: CCP label id of the target garment.
+        garment_count: garments covering at least MIN_TARGET_FRACTION of the photo.
+    """
+
+    images: NDArray[np.uint8]
+    masks: NDArray[np.bool_]
+    valid: NDArray[np.bool_]
+    view_types: tuple[str, ...]
+    category: int
+    photo_id: str
+    target_label: int
+    garment_count: int
+
+
+def load_label_categories(dataset_dir: Path) -> dict[int, int]:
+    """Map each CCP label id to a category id (0 for labels that are never a product).
+
+    Args:
+        dataset_dir: folder with labels.json.
+    Returns:
+        dict from CCP label id to category id from handler/data/categories.json.
+    """
+    label_names = {int(k): v for k, v in json.loads((dataset_dir / "labels.json").read_text()).items()}
+    vocabulary = json.loads(CATEGORIES_PATH.read_text())["categories"]
+    by_name = {name: entry["id"] for entry in vocabulary for name in entry["labels"]}
+    return {label_id: by_name.get(name, 0) for label_id, name in label_names.items()}
+
+
+def split_ids(dataset_dir: Path, *, validation_every: int = 8) -> tuple[list[str], list[str]]:
+    """Split photo ids into training and validation by a fixed rule on the id.
+
+    Args:
+        dataset_dir: folder with images/ and labels/.
+        validation_every: every n-th id, in sorted order, goes to validation.
+    Returns:
+        (training ids, validation ids), both sorted.
+    """
+    ids = sorted(p.stem for p in (dataset_dir / "labels").glob("*.png"))
+    validation = ids[3::validation_every]
+    held = set(validation)
+    return [i for i in ids if i not in held], validation
+
+
+def load_photos(dataset_dir: Path, ids: list[str]) -> list[Photo]:
+    """Read photos and label maps, scaled so the long side is WORK_LONG_SIDE.
+
+    Args:
+        dataset_dir: folder with images/NNNN.jpg and labels/NNNN.png.
+        ids: photo ids to read.
+    Returns:
+        Photos in the order of ids.
+    """
+    photos = []
+    for photo_id in ids:
+        rgb = Image.open(dataset_dir / "images" / f"{photo_id}.jpg").convert("RGB")
+        labels = Image.open(dataset_dir / "labels" / f"{photo_id}.png")
+        scale = WORK_LONG_SIDE / max(rgb.size)
+        size = (round(rgb.size[0] * scale), round(rgb.size[1] * scale))
+        photos.append(Photo(photo_id, np.asarray(rgb.resize(size, Image.BILINEAR)), np.asarray(labels.resize(size, Image.NEAREST))))
+    return photos
+
+
+def product_labels(photo: Photo, label_categories: dict[int, int]) -> list[tuple[int, int]]:
+    """List the garments of a photo that are large enough to be a product.
+
+    Returns:
+        (label id, pixel count) pairs, largest first.
+    """
+    ids, counts = np.unique(photo.labels, return_counts=True)
+    minimum = MIN_TARGET_FRACTION * photo.labels.size
+    found = [(int(i), int(c)) for i, c in zip(ids, counts) if label_categories.get(int(i), 0) > 0 and c >= minimum]
+    return sorted(found, key=lambda pair: -pair[1])
+
+
+# ---------------------------------------------------------------------------
+# Views. Each returns an (H, W, 3) uint8 photo and an (H, W) bool truth mask.
+
+
+def _light_background(rng: np.random.Generator, height: int, width: int) -> NDArray[np.float32]:
+    """Render a plain studio background: white, grey, beige or a vertical gradient."""
+    palette = np.array([[255, 255, 255], [242, 242, 242], [232, 232, 230], [240, 232, 218], [228, 224, 236], [250, 246, 238]], np.float32)
+    top = palette[rng.integers(len(palette))] + rng.normal(0, 4, 3)
+    if rng.random() < 0.35:
+        bottom = palette[rng.integers(len(palette))] - rng.uniform(0, 30)
+        ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        background = top * (1 - ramp) + bottom * ramp
+        return np.clip(np.broadcast_to(background, (height, width, 3)), 0, 255).astype(np.float32)
+    return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
+
+
+def _composite(rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.Generator, *, shadow: bool) -> NDArray[np.uint8]:
+    """Paste the kept pixels on a light background with a soft alpha edge and an optional shadow."""
+    height, width = keep.shape
+    background = _light_background(rng, height, width)
+    alpha_image = Image.fromarray(keep.astype(np.uint8) * 255)
+    if shadow:
+        dx, dy = rng.integers(-12, 13, 2)
+        shadow_mask = np.asarray(alpha_image.filter(ImageFilter.GaussianBlur(rng.uniform(6, 14))), np.float32) / 255.0
+        shadow_mask = np.roll(shadow_mask, (int(dy), int(dx)), axis=(0, 1))
+        background *= 1.0 - rng.uniform(0.08, 0.25) * shadow_mask[..., None]
+    alpha = np.asarray(alpha_image.filter(ImageFilter.GaussianBlur(0.7)), np.float32)[..., None] / 255.0
+    return np.clip(rgb.astype(np.float32) * alpha + background * (1 - alpha), 0, 255).astype(np.uint8)
+
+
+def _crop(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], box: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    top, left, bottom, right = box
+    return rgb[top:bottom, left:right], mask[top:bottom, left:right]
+
+
+def _box_around(mask: NDArray[np.bool_], margin: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """Bounding box of a mask grown by margin (a fraction of its size, jittered per side)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    h, w = bottom - top, right - left
+    grow = lambda span: int(span * margin * rng.uniform(0.5, 1.5))  # noqa: E731 - a one-line jitter helper
+    return (max(0, top - grow(h)), max(0, left - grow(w)), min(mask.shape[0], bottom + grow(h)), min(mask.shape[1], right + grow(w)))
+
+
+def render_studio(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Cut the person out and place them on a studio background, framed full body or closer."""
+    person = photo.labels != BACKGROUND_LABEL
+    rgb = _composite(photo.rgb, person, rng, shadow=rng.random() < 0.5)
+    box = _box_around(person, rng.uniform(0.03, 0.15), rng)
+    if rng.random() < 0.35:
+        box = _box_around(target, rng.uniform(0.2, 0.8), rng)
+    return _crop(rgb, target, box)
+
+
+def render_street(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Use the street photo itself, sometimes cropped towards the target."""
+    if rng.random() < 0.5:
+        return photo.rgb, target
+    height, width = target.shape
+    box = _box_around(target, rng.uniform(0.3, 1.2), rng)
+    return _crop(photo.rgb, target, box) if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width else (photo.rgb, target)
+
+
+def render_detail(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Crop a close window centred on a target pixel, from the street or studio rendering."""
+    rgb = photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, photo.labels != BACKGROUND_LABEL, rng, shadow=False)
+    rows = np.flatnonzero(target.any(axis=1))
+    cols = np.flatnonzero(target.any(axis=0))
+    span_h, span_w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    side = int(max(32, rng.uniform(0.35, 0.9) * max(span_h, span_w)))
+    ys, xs = np.nonzero(target)
+    pick = rng.integers(len(ys))
+    aspect = rng.uniform(0.75, 1.33)
+    half_h, half_w = int(side * aspect / 2), int(side / aspect / 2)
+    top = int(np.clip(ys[pick] - half_h, 0, max(0, target.shape[0] - 2 * half_h)))
+    left = int(np.clip(xs[pick] - half_w, 0, max(0, target.shape[1] - 2 * half_w)))
+    return _crop(rgb, target, (top, left, top + 2 * half_h, left + 2 * half_w))
+
+
+def render_packshot(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Show the target garment alone on a light background, at a varied scale."""
+    rgb = _composite(photo.rgb, target, rng, shadow=rng.random() < 0.3)
+    return _crop(rgb, target, _box_around(target, rng.uniform(0.04, 0.6), rng))
+
+
+RENDERERS = {"studio": render_studio, "detail": render_detail, "packshot": render_packshot, "street": render_street}
+
+
+def jitter_view(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Flip, rotate a little and shift color and lighting of one view.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB.
+        mask: (H, W) bool truth.
+        rng: random source.
+    Returns:
+        The jittered photo and its mask, same dtypes; the size may change by the rotation.
+    """
+    if rng.random() < 0.5:
+        rgb, mask = rgb[:, ::-1], mask[:, ::-1]
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    mask_image = Image.fromarray(np.ascontiguousarray(mask).astype(np.uint8) * 255)
+    if rng.random() < 0.4:
+        angle = float(rng.uniform(-10, 10))
+        corner = tuple(int(v) for v in np.asarray(rgb)[0, 0])
+        image = image.rotate(angle, Image.BILINEAR, fillcolor=corner)
+        mask_image = mask_image.rotate(angle, Image.NEAREST, fillcolor=0)
+    pixels = np.asarray(image, np.float32)
+    gain = rng.uniform(0.85, 1.15) * rng.uniform(0.96, 1.04, 3)
+    contrast = rng.uniform(0.85, 1.15)
+    mean = pixels.mean()
+    pixels = (pixels - mean) * contrast + mean
+    gray = pixels.mean(axis=2, keepdims=True)
+    pixels = gray + (pixels - gray) * rng.uniform(0.8, 1.2)
+    pixels = np.clip(pixels * gain, 0, 255)
+    return pixels.astype(np.uint8), np.asarray(mask_image) >= 128
+
+
+def choose_view_types(rng: np.random.Generator) -> list[str]:
+    """Draw the view types of one set: 1 to 4 views, with or without a packshot, sometimes one photo repeated."""
+    count = int(rng.choice([1, 2, 3, 4], p=[0.25, 0.2, 0.2, 0.35]))
+    if rng.random() < 0.08:
+        return [str(rng.choice(VIEW_TYPES))] * count
+    if count == 4 and rng.random() < 0.4:
+        return list(rng.permutation(VIEW_TYPES))
+    return [str(v) for v in rng.choice(VIEW_TYPES, size=count, p=[0.32, 0.18, 0.18, 0.32])]
+
+
+def synthesize_set(
+    photo: Photo,
+    label_categories: dict[int, int],
+    size: int,
+    rng: np.random.Generator,
+    *,
+    view_types: list[str] | None = None,
+    target_label: int | None = None,
+) -> ProductSet | None:
+    """Build one product set from one photo.
+
+    Args:
+        photo: source photo and labels.
+        label_categories: CCP label id to category id.
+        size: model input side S in pixels.
+        rng: random source; the same generator state gives the same set.
+        view_types: view types to render; drawn by choose_view_types when None.
+        target_label: CCP label of the product; drawn with weight sqrt(area) when None.
+    Returns:
+        The set, or None when the photo has no garment large enough.
+    """
+    garments = product_labels(photo, label_categories)
+    if not garments:
+        return None
+    if target_label is None:
+        weights = np.sqrt(np.array([count for _, count in garments], np.float64))
+        target_label = garments[int(rng.choice(len(garments), p=weights / weights.sum()))][0]
+    target = photo.labels == target_label
+    types = view_types if view_types is not None else choose_view_types(rng)
+    repeated = len(set(types)) == 1 and len(types) > 1 and rng.random() < 0.5
+    images = np.full((MAX_VIEWS, size, size, 3), 255, np.uint8)
+    masks = np.zeros((MAX_VIEWS, size, size), bool)
+    valid = np.zeros(MAX_VIEWS, bool)
+    for slot, view_type in enumerate(types):
+        if repeated and slot > 0:
+            images[slot], masks[slot] = images[0], masks[0]
+        else:
+            rgb, mask = jitter_view(*RENDERERS[view_type](photo, target, rng), rng)
+            images[slot], _ = letterbox(rgb, size)
+            masks[slot] = letterbox_mask(mask, size)
+        valid[slot] = True
+    names = tuple(types) + ("",) * (MAX_VIEWS - len(types))
+    return ProductSet(images, masks, valid, names, label_categories[target_label], photo.photo_id, target_label, len(garments))

@@ -1,0 +1,138 @@
+"""Train SetSegNet on product sets synthesized from CCP.
+
+Run from the repository root, in the training environment (Python 3.11 with
+torch==2.13.0, CPU build):
+
+    python -m model.training.train --dataset ../shared/datasets/ccp --out runs/v1 --minutes 90
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from model.training.net import SetSegNet
+from model.training.synth import load_label_categories, load_photos, split_ids, synthesize_set
+
+logger = logging.getLogger("train")
+
+HINT_RATE = 0.5
+"""Share of training sets that carry their category hint; the others get id 0."""
+
+
+class SetStream(torch.utils.data.IterableDataset):
+    """Endless stream of synthesized product sets as tensors."""
+
+    def __init__(self, dataset_dir: Path, ids: list[str], size: int, seed: int) -> None:
+        self.dataset_dir, self.ids, self.size, self.seed = dataset_dir, ids, size, seed
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng(self.seed + (worker.id if worker else 0) * 7919)
+        photos = load_photos(self.dataset_dir, self.ids)
+        label_categories = load_label_categories(self.dataset_dir)
+        while True:
+            product = synthesize_set(photos[rng.integers(len(photos))], label_categories, self.size, rng)
+            if product is None:
+                continue
+            category = product.category if rng.random() < HINT_RATE else 0
+            yield (
+                torch.from_numpy(product.images).permute(0, 3, 1, 2).contiguous(),
+                torch.from_numpy(product.masks.astype(np.float32)),
+                torch.from_numpy(product.valid.astype(np.float32)),
+                torch.tensor(category, dtype=torch.int64),
+            )
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Scale uint8 RGB (0-255) to float32 in [-1, 1], the model's input range."""
+    return images.float() / 127.5 - 1.0
+
+
+def set_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice, averaged over present views.
+
+    Args:
+        logits: (B, V, S, S) float32.
+        masks: (B, V, S, S) float32 truth in {0, 1}.
+        valid: (B, V) float32, 1 on present views.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(2, 3))
+    probs = torch.sigmoid(logits)
+    overlap = (probs * masks).sum(dim=(2, 3))
+    dice = 1 - (2 * overlap + 1) / (probs.sum(dim=(2, 3)) + masks.sum(dim=(2, 3)) + 1)
+    return ((bce + dice) * valid).sum() / valid.sum().clamp(min=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for checkpoints and the log")
+    parser.add_argument("--size", type=int, default=160, help="model input side in pixels, divisible by 16")
+    parser.add_argument("--width", type=int, default=16, help="channel multiplier of SetSegNet")
+    parser.add_argument("--batch", type=int, default=12, help="product sets per step")
+    parser.add_argument("--minutes", type=float, default=90.0, help="training time budget in minutes")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of AdamW")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--workers", type=int, default=1, help="synthesis worker processes")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=[logging.FileHandler(args.out / "train.log"), logging.StreamHandler()])
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+
+    train_ids, _ = split_ids(args.dataset)
+    stream = SetStream(args.dataset, train_ids, args.size, args.seed)
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
+    net = SetSegNet(args.width)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    logger.info("parameters=%d train_photos=%d", sum(p.numel() for p in net.parameters()), len(train_ids))
+
+    budget = args.minutes * 60
+    start = time.monotonic()
+    step, running = 0, 0.0
+    for images, masks, valid, category in loader:
+        elapsed = time.monotonic() - start
+        if elapsed > budget:
+            break
+        progress = elapsed / budget
+        warmup = min(1.0, (step + 1) / 200)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+        net.train()
+        loss = set_loss(net(normalize(images), valid, category), masks, valid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        step += 1
+        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        if step % 50 == 0:
+            logger.info("step=%d minutes=%.1f loss=%.4f lr=%.5f sets_per_s=%.1f", step, elapsed / 60, running, optimizer.param_groups[0]["lr"], step * args.batch / max(elapsed, 1e-6))
+        if step % 500 == 0:
+            save_checkpoint(net, args, step, args.out / "last.pt")
+    save_checkpoint(net, args, step, args.out / "last.pt")
+    logger.info("finished step=%d minutes=%.1f", step, (time.monotonic() - start) / 60)
+
+
+def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: Path) -> None:
+    """Write weights and the settings needed to rebuild the network."""
+    settings = {"size": args.size, "width": args.width, "step": step, "seed": args.seed}
+    torch.save({"state_dict": net.state_dict(), "settings": settings}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    (path.parent / "settings.json").write_text(json.dumps(settings, indent=2))
+
+
+if __name__ == "__main__":
+    main()
