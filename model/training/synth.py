@@ -99,12 +99,13 @@ def split_ids(dataset_dir: Path, *, validation_every: int = 8) -> tuple[list[str
     return [i for i in ids if i not in held], validation
 
 
-def load_photos(dataset_dir: Path, ids: list[str]) -> list[Photo]:
-    """Read photos and label maps, scaled so the long side is WORK_LONG_SIDE.
+def load_photos(dataset_dir: Path, ids: list[str], *, long_side: int | None = WORK_LONG_SIDE) -> list[Photo]:
+    """Read photos and label maps, scaled so the long side is long_side.
 
     Args:
         dataset_dir: folder with images/NNNN.jpg and labels/NNNN.png.
         ids: photo ids to read.
+        long_side: long side in pixels after scaling; None keeps the original size.
     Returns:
         Photos in the order of ids.
     """
@@ -112,7 +113,10 @@ def load_photos(dataset_dir: Path, ids: list[str]) -> list[Photo]:
     for photo_id in ids:
         rgb = Image.open(dataset_dir / "images" / f"{photo_id}.jpg").convert("RGB")
         labels = Image.open(dataset_dir / "labels" / f"{photo_id}.png")
-        scale = WORK_LONG_SIDE / max(rgb.size)
+        if long_side is None:
+            photos.append(Photo(photo_id, np.asarray(rgb), np.asarray(labels)))
+            continue
+        scale = long_side / max(rgb.size)
         size = (round(rgb.size[0] * scale), round(rgb.size[1] * scale))
         photos.append(Photo(photo_id, np.asarray(rgb.resize(size, Image.BILINEAR)), np.asarray(labels.resize(size, Image.NEAREST))))
     return photos
@@ -131,7 +135,13 @@ def product_labels(photo: Photo, label_categories: dict[int, int]) -> list[tuple
 
 
 # ---------------------------------------------------------------------------
-# Views. Each returns an (H, W, 3) uint8 photo and an (H, W) bool truth mask.
+# Views. Each renderer takes the photo and a code map, (H, W) uint8 with
+# TARGET_CODE on the product, DECOY_CODE on a garment tracked for evaluation and
+# 0 elsewhere, and returns an (H, W, 3) uint8 photo with the code map carried
+# through the same crops, flips and rotations.
+
+TARGET_CODE = 1
+DECOY_CODE = 2
 
 
 def _light_background(rng: np.random.Generator, height: int, width: int) -> NDArray[np.float32]:
@@ -160,9 +170,9 @@ def _composite(rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.G
     return np.clip(rgb.astype(np.float32) * alpha + background * (1 - alpha), 0, 255).astype(np.uint8)
 
 
-def _crop(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], box: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def _crop(rgb: NDArray[np.uint8], codes: NDArray[np.uint8], box: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     top, left, bottom, right = box
-    return rgb[top:bottom, left:right], mask[top:bottom, left:right]
+    return rgb[top:bottom, left:right], codes[top:bottom, left:right]
 
 
 def _box_around(mask: NDArray[np.bool_], margin: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -175,27 +185,29 @@ def _box_around(mask: NDArray[np.bool_], margin: float, rng: np.random.Generator
     return (max(0, top - grow(h)), max(0, left - grow(w)), min(mask.shape[0], bottom + grow(h)), min(mask.shape[1], right + grow(w)))
 
 
-def render_studio(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def render_studio(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Cut the person out and place them on a studio background, framed full body or closer."""
+    target = codes == TARGET_CODE
     person = photo.labels != BACKGROUND_LABEL
     rgb = _composite(photo.rgb, person, rng, shadow=rng.random() < 0.5)
     box = _box_around(person, rng.uniform(0.03, 0.15), rng)
     if rng.random() < 0.35:
         box = _box_around(target, rng.uniform(0.2, 0.8), rng)
-    return _crop(rgb, target, box)
+    return _crop(rgb, codes, box)
 
 
-def render_street(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def render_street(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Use the street photo itself, sometimes cropped towards the target."""
     if rng.random() < 0.5:
-        return photo.rgb, target
-    height, width = target.shape
-    box = _box_around(target, rng.uniform(0.3, 1.2), rng)
-    return _crop(photo.rgb, target, box) if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width else (photo.rgb, target)
+        return photo.rgb, codes
+    height, width = codes.shape
+    box = _box_around(codes == TARGET_CODE, rng.uniform(0.3, 1.2), rng)
+    return _crop(photo.rgb, codes, box) if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width else (photo.rgb, codes)
 
 
-def render_detail(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def render_detail(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Crop a close window centred on a target pixel, from the street or studio rendering."""
+    target = codes == TARGET_CODE
     rgb = photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, photo.labels != BACKGROUND_LABEL, rng, shadow=False)
     rows = np.flatnonzero(target.any(axis=1))
     cols = np.flatnonzero(target.any(axis=0))
@@ -207,32 +219,34 @@ def render_detail(photo: Photo, target: NDArray[np.bool_], rng: np.random.Genera
     half_h, half_w = int(side * aspect / 2), int(side / aspect / 2)
     top = int(np.clip(ys[pick] - half_h, 0, max(0, target.shape[0] - 2 * half_h)))
     left = int(np.clip(xs[pick] - half_w, 0, max(0, target.shape[1] - 2 * half_w)))
-    return _crop(rgb, target, (top, left, top + 2 * half_h, left + 2 * half_w))
+    return _crop(rgb, codes, (top, left, top + 2 * half_h, left + 2 * half_w))
 
 
-def render_packshot(photo: Photo, target: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Show the target garment alone on a light background, at a varied scale."""
+    target = codes == TARGET_CODE
     rgb = _composite(photo.rgb, target, rng, shadow=rng.random() < 0.3)
-    return _crop(rgb, target, _box_around(target, rng.uniform(0.04, 0.6), rng))
+    alone = np.where(target, codes, 0).astype(np.uint8)
+    return _crop(rgb, alone, _box_around(target, rng.uniform(0.04, 0.6), rng))
 
 
 RENDERERS = {"studio": render_studio, "detail": render_detail, "packshot": render_packshot, "street": render_street}
 
 
-def jitter_view(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+def jitter_view(rgb: NDArray[np.uint8], codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Flip, rotate a little and shift color and lighting of one view.
 
     Args:
         rgb: (H, W, 3) uint8 RGB.
-        mask: (H, W) bool truth.
+        codes: (H, W) uint8 code map.
         rng: random source.
     Returns:
-        The jittered photo and its mask, same dtypes; the size may change by the rotation.
+        The jittered photo and its code map, same shapes and dtypes.
     """
     if rng.random() < 0.5:
-        rgb, mask = rgb[:, ::-1], mask[:, ::-1]
+        rgb, codes = rgb[:, ::-1], codes[:, ::-1]
     image = Image.fromarray(np.ascontiguousarray(rgb))
-    mask_image = Image.fromarray(np.ascontiguousarray(mask).astype(np.uint8) * 255)
+    mask_image = Image.fromarray(np.ascontiguousarray(codes))
     if rng.random() < 0.4:
         angle = float(rng.uniform(-10, 10))
         corner = tuple(int(v) for v in np.asarray(rgb)[0, 0])
@@ -246,7 +260,7 @@ def jitter_view(rgb: NDArray[np.uint8], mask: NDArray[np.bool_], rng: np.random.
     gray = pixels.mean(axis=2, keepdims=True)
     pixels = gray + (pixels - gray) * rng.uniform(0.8, 1.2)
     pixels = np.clip(pixels * gain, 0, 255)
-    return pixels.astype(np.uint8), np.asarray(mask_image) >= 128
+    return pixels.astype(np.uint8), np.asarray(mask_image)
 
 
 def choose_view_types(rng: np.random.Generator) -> list[str]:
@@ -257,6 +271,36 @@ def choose_view_types(rng: np.random.Generator) -> list[str]:
     if count == 4 and rng.random() < 0.4:
         return list(rng.permutation(VIEW_TYPES))
     return [str(v) for v in rng.choice(VIEW_TYPES, size=count, p=[0.32, 0.18, 0.18, 0.32])]
+
+
+def render_views(
+    photo: Photo, target_label: int, view_types: list[str], rng: np.random.Generator, *, decoy_label: int | None = None
+) -> list[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
+    """Render the views of one set at the photo's resolution.
+
+    When all view types are the same, half of the time the first rendering is
+    repeated unchanged, as a client that sends one photo several times would.
+
+    Args:
+        photo: source photo and labels.
+        target_label: CCP label of the product.
+        view_types: names from VIEW_TYPES.
+        rng: random source.
+        decoy_label: CCP label marked DECOY_CODE in the code maps, for evaluation.
+    Returns:
+        One ((H, W, 3) uint8 RGB, (H, W) uint8 code map) pair per view type.
+    """
+    codes = np.where(photo.labels == target_label, TARGET_CODE, 0).astype(np.uint8)
+    if decoy_label is not None:
+        codes[photo.labels == decoy_label] = DECOY_CODE
+    repeated = len(set(view_types)) == 1 and len(view_types) > 1 and rng.random() < 0.5
+    views: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
+    for view_type in view_types:
+        if repeated and views:
+            views.append(views[0])
+        else:
+            views.append(jitter_view(*RENDERERS[view_type](photo, codes, rng), rng))
+    return views
 
 
 def synthesize_set(
@@ -286,19 +330,13 @@ def synthesize_set(
     if target_label is None:
         weights = np.sqrt(np.array([count for _, count in garments], np.float64))
         target_label = garments[int(rng.choice(len(garments), p=weights / weights.sum()))][0]
-    target = photo.labels == target_label
     types = view_types if view_types is not None else choose_view_types(rng)
-    repeated = len(set(types)) == 1 and len(types) > 1 and rng.random() < 0.5
     images = np.full((MAX_VIEWS, size, size, 3), 255, np.uint8)
     masks = np.zeros((MAX_VIEWS, size, size), bool)
     valid = np.zeros(MAX_VIEWS, bool)
-    for slot, view_type in enumerate(types):
-        if repeated and slot > 0:
-            images[slot], masks[slot] = images[0], masks[0]
-        else:
-            rgb, mask = jitter_view(*RENDERERS[view_type](photo, target, rng), rng)
-            images[slot], _ = letterbox(rgb, size)
-            masks[slot] = letterbox_mask(mask, size)
+    for slot, (rgb, codes) in enumerate(render_views(photo, target_label, types, rng)):
+        images[slot], _ = letterbox(rgb, size)
+        masks[slot] = letterbox_mask(codes == TARGET_CODE, size)
         valid[slot] = True
     names = tuple(types) + ("",) * (MAX_VIEWS - len(types))
     return ProductSet(images, masks, valid, names, label_categories[target_label], photo.photo_id, target_label, len(garments))

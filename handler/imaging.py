@@ -1,0 +1,181 @@
+"""Decode uploaded photos to RGB arrays and encode results as PNG (pure, Pillow and numpy).
+
+Every decoded photo comes out as (H, W, 3) uint8 RGB in display orientation: the
+EXIF orientation is applied, and palette, CMYK, 16-bit, float and grayscale modes
+are converted, with any transparency composited on white.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest accepted photo, width x height, before any decoding of pixel data."""
+
+PNG_COMPRESS_LEVEL = 3
+"""zlib level for encode_png: near level 6 in size at a fraction of its time."""
+
+# Pillow raises these for truncated or malformed files, depending on the format plugin.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError)
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+class UndecodableImageError(ValueError):
+    """The bytes are empty or are not an image that Pillow can decode."""
+
+
+class ImageTooLargeError(ValueError):
+    """The photo has more pixels than the configured limit."""
+
+    def __init__(self, size_text: str, max_pixels: int) -> None:
+        super().__init__(
+            f"Image is {size_text}; at most {max_pixels / 1e6:.1f} MP are accepted. "
+            "Resize the photo before uploading it."
+        )
+        self.max_pixels = max_pixels
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np.uint8]:
+    """Decode image bytes into an upright RGB array.
+
+    The pixel count is checked from the header, before the pixel data is decoded,
+    so a small file that declares a huge image is rejected cheaply.
+
+    Args:
+        data: the encoded file (any format Pillow reads: JPEG, PNG, WebP, GIF, TIFF, ...).
+            Of a multi-frame file, only the first frame is decoded.
+        max_pixels: largest accepted width x height.
+    Returns:
+        (H, W, 3) uint8 RGB, 0-255, rows top to bottom as the photo is displayed.
+    Raises:
+        UndecodableImageError: data is empty, truncated, or not an image.
+        ImageTooLargeError: width x height exceeds max_pixels.
+    """
+    if not data:
+        raise UndecodableImageError("Image data is empty (0 bytes); expected an encoded JPEG, PNG or WebP file.")
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check below replaces Pillow's global size warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        # Pillow rejects a header declaring over 2 x Image.MAX_IMAGE_PIXELS before our check runs.
+        declared = f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP according to its header"
+        raise ImageTooLargeError(declared, max_pixels) from err
+    except _DECODE_ERRORS as err:
+        raise UndecodableImageError(
+            f"Image data ({len(data)} bytes, starting {data[:8]!r}) is not a format Pillow can decode: {err}"
+        ) from err
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{width}x{height} pixels ({width * height / 1e6:.1f} MP)", max_pixels)
+
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return to_rgb_array(upright)
+    except _DECODE_ERRORS as err:
+        raise UndecodableImageError(f"Image data ({len(data)} bytes, format {image.format}) is damaged: {err}") from err
+
+
+def to_rgb_array(image: Image.Image) -> NDArray[np.uint8]:
+    """Convert a Pillow image of any mode to an RGB array, compositing transparency on white.
+
+    Args:
+        image: a loaded Pillow image.
+    Returns:
+        (H, W, 3) uint8 RGB, 0-255.
+    Limitations:
+        Pillow does not record the source bit depth, so it is guessed from the values.
+        Mode "I" is read as 8-bit when every value is at most 255, else as 16-bit.
+        Mode "F" is read as 0-1 when every value is within [0, 1], else as 0-255.
+    """
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        return _gray_levels_to_rgb(np.asarray(image), image.mode)
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return np.array(image, dtype=np.uint8)
+    if _has_transparency(image):
+        rgba = np.asarray(image.convert("RGBA"))
+        return _composite_on_white(rgba)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _gray_levels_to_rgb(levels: NDArray[np.generic], mode: str) -> NDArray[np.uint8]:
+    """Scale a single-channel integer or float image to 0-255 and repeat it over RGB."""
+    values = levels.astype(np.float64)
+    if mode in _SIXTEEN_BIT_MODES:
+        full_scale = 65535.0
+    elif mode == "I":
+        full_scale = 255.0 if values.size == 0 or values.max() <= 255 else 65535.0
+    else:
+        inside_unit = values.size == 0 or (np.nanmin(values) >= 0.0 and np.nanmax(values) <= 1.0)
+        full_scale = 1.0 if inside_unit else 255.0
+    scaled = np.nan_to_num(values * (255.0 / full_scale), nan=0.0)
+    gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _composite_on_white(rgba: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Blend (H, W, 4) uint8 RGBA over a white background; returns (H, W, 3) uint8."""
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    blended = rgba[:, :, :3].astype(np.uint16) * alpha + 255 * (255 - alpha)
+    return ((blended + 127) // 255).astype(np.uint8)
+
+
+def encode_png(array: NDArray[np.uint8], *, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """Encode an array as PNG.
+
+    Args:
+        array: (H, W) uint8 gray, (H, W, 3) uint8 RGB or (H, W, 4) uint8 RGBA.
+        compress_level: zlib level 0-9; higher is smaller and slower.
+    Returns:
+        The PNG file bytes.
+    Raises:
+        ValueError: array is not uint8 with one of the shapes above.
+    """
+    channels = 0
+    if array.ndim == 2:
+        channels = 1
+    elif array.ndim == 3:
+        channels = array.shape[2]
+    if array.dtype != np.uint8 or channels not in (1, 3, 4):
+        raise ValueError(f"expected (H, W), (H, W, 3) or (H, W, 4) uint8 array, got {array.shape} {array.dtype}")
+    buffer = io.BytesIO()
+    # Pillow picks L, RGB or RGBA from the uint8 array's shape.
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def make_cutout(image: NDArray[np.uint8], alpha: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Attach an alpha channel to a photo; fully transparent pixels get black RGB.
+
+    Zeroing the color under alpha 0 changes nothing visible and makes the PNG smaller.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        alpha: (H, W) uint8, 0 transparent to 255 opaque.
+    Returns:
+        (H, W, 4) uint8 RGBA, a new array.
+    Raises:
+        ValueError: shapes or dtypes differ from the above.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    if alpha.shape != image.shape[:2] or alpha.dtype != np.uint8:
+        raise ValueError(f"expected {image.shape[:2]} uint8 alpha, got {alpha.shape} {alpha.dtype}")
+    cutout = np.empty((*image.shape[:2], 4), dtype=np.uint8)
+    cutout[:, :, :3] = image
+    cutout[:, :, 3] = alpha
+    cutout[alpha == 0, :3] = 0
+    return cutout

@@ -1,0 +1,188 @@
+"""Segment the product shown in a set of 1 to 4 photos and extract its colors (pure, no AWS).
+
+Steps: letterbox every photo to the model's square, one model call for the whole
+set, refine each view's map back to the photo's own size, then cluster the colors
+of the product pixels of all views together.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from handler.categories import category_id, resolve_category
+from handler.colors import Color, product_colors
+from handler.imaging import make_cutout
+from handler.letterbox import crop_placement, letterbox
+from handler.refine import refine_mask
+from handler.segmenter import Segmenter
+
+
+class TooManyImagesError(ValueError):
+    """The set has no photo or more photos than the model takes at once."""
+
+
+class InvalidThresholdError(ValueError):
+    """The mask threshold is not a number in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """Segmentation of one photo of the set.
+
+    Attributes:
+        mask: (H, W) uint8, 255 on the product and 0 elsewhere, at the photo's size.
+        alpha: (H, W) uint8 soft alpha, 0-255; alpha >= 128 exactly where mask is 255.
+        cutout: (H, W, 4) uint8 RGBA photo with alpha as its alpha channel.
+        bbox: (x0, y0, x1, y1) pixel box around the mask, x1 and y1 exclusive; None when empty.
+        coverage: fraction of the photo's pixels on the mask, 0-1.
+        empty: True when the mask has no pixel.
+        square_image: (S, S, 3) uint8 RGB letterboxed photo the model saw.
+        square_probs: (S, S) float32 model probability in the square frame, 0-1.
+    """
+
+    mask: NDArray[np.uint8]
+    alpha: NDArray[np.uint8]
+    cutout: NDArray[np.uint8]
+    bbox: tuple[int, int, int, int] | None
+    coverage: float
+    empty: bool
+    square_image: NDArray[np.uint8]
+    square_probs: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """Segmentation and colors of one product set.
+
+    Attributes:
+        views: one ViewResult per input photo, in input order.
+        colors: product colors over all views, largest share first; empty when every mask is empty.
+        category: vocabulary name of the category hint, or None.
+        threshold: probability threshold used for the masks.
+        model_name, model_version: identity of the model from its metadata.
+        timings_ms: milliseconds spent in preprocess, infer, refine and colors.
+    """
+
+    views: tuple[ViewResult, ...]
+    colors: tuple[Color, ...]
+    category: str | None
+    threshold: float
+    model_name: str
+    model_version: str
+    timings_ms: dict[str, float]
+
+
+def segment_set(
+    images: Sequence[NDArray[np.uint8]],
+    segmenter: Segmenter,
+    *,
+    threshold: float = 0.5,
+    category: str | None = None,
+) -> SetResult:
+    """Segment one product across its photos and extract its colors.
+
+    Args:
+        images: 1 to segmenter.max_views photos of the same product, each
+            (H, W, 3) uint8 RGB; sizes may differ between photos.
+        segmenter: the loaded model.
+        threshold: refined probability at or above which a pixel is product, 0-1.
+        category: category name or alias hinting what the product is; None for no hint.
+    Returns:
+        SetResult with one view per photo, each at that photo's own size.
+    Raises:
+        TooManyImagesError: images is empty or longer than segmenter.max_views.
+        InvalidThresholdError: threshold is not a number in [0, 1].
+        UnknownCategoryError: category matches no vocabulary name or alias.
+        ValueError: a photo is not (H, W, 3) uint8.
+    """
+    _check_request(images, segmenter.max_views, threshold)
+    hint = resolve_category(category)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    letterboxed = [letterbox(image, segmenter.input_size) for image in images]
+    squares = np.stack([square for square, _ in letterboxed])
+    timings["preprocess"] = _elapsed_ms(started)
+
+    started = time.perf_counter()
+    square_probs = segmenter.predict(squares, category_id=category_id(hint))
+    timings["infer"] = _elapsed_ms(started)
+
+    started = time.perf_counter()
+    views = tuple(
+        _refine_view(image, square, probs, crop_placement(probs, placement), threshold)
+        for image, (square, placement), probs in zip(images, letterboxed, square_probs, strict=True)
+    )
+    timings["refine"] = _elapsed_ms(started)
+
+    started = time.perf_counter()
+    colors = product_colors(list(images), [view.mask > 0 for view in views])
+    timings["colors"] = _elapsed_ms(started)
+
+    return SetResult(
+        views=views,
+        colors=colors,
+        category=hint,
+        threshold=float(threshold),
+        model_name=segmenter.name,
+        model_version=segmenter.version,
+        timings_ms=timings,
+    )
+
+
+def _refine_view(
+    image: NDArray[np.uint8],
+    square: NDArray[np.uint8],
+    square_probs: NDArray[np.float32],
+    photo_probs: NDArray[np.float32],
+    threshold: float,
+) -> ViewResult:
+    """Build one ViewResult from the model's map of the photo's region."""
+    refined = refine_mask(image, photo_probs, threshold=threshold)
+    area = int(np.count_nonzero(refined.mask))
+    return ViewResult(
+        mask=refined.mask.astype(np.uint8) * np.uint8(255),
+        alpha=refined.alpha,
+        cutout=make_cutout(image, refined.alpha),
+        bbox=mask_bbox(refined.mask),
+        coverage=area / refined.mask.size,
+        empty=area == 0,
+        square_image=square,
+        square_probs=square_probs,
+    )
+
+
+def mask_bbox(mask: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    """Return the (x0, y0, x1, y1) box around the True pixels, x1 and y1 exclusive; None when none.
+
+    Args:
+        mask: (H, W) bool.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _check_request(images: Sequence[NDArray[np.uint8]], max_views: int, threshold: float) -> None:
+    if not 1 <= len(images) <= max_views:
+        raise TooManyImagesError(f"Received {len(images)} images; between 1 and {max_views} are accepted per set.")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold):
+        raise InvalidThresholdError(f"Threshold {threshold!r} is not a number; expected a value in [0, 1].")
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidThresholdError(f"Threshold {threshold} is outside [0, 1]; expected a value in [0, 1].")
+    for index, image in enumerate(images):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+            raise ValueError(f"image {index}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

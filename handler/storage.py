@@ -1,0 +1,129 @@
+"""S3 reads and writes; the only module that imports boto3.
+
+Reads translate botocore errors into ``handler.errors`` classes that name the object. Writes are
+all-or-nothing from the reader's view: ``write_objects`` writes the files in order (result.json
+last, by the caller's ordering) and deletes what it wrote if any write fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handler import errors
+from handler.request import S3Ref
+
+MAX_OBJECT_BYTES = 30 * 1024 * 1024
+"""Largest photo or manifest read from S3; bigger objects are rejected before download."""
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
+_ACCESS_DENIED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One object to write: key, bytes and content type."""
+
+    key: str
+    body: bytes
+    content_type: str
+
+
+def output_bucket() -> str | None:
+    """Return the bucket for results (env OUTPUT_BUCKET), or None to return them inline."""
+    return os.environ.get("OUTPUT_BUCKET") or None
+
+
+@functools.cache
+def s3_client() -> Any:
+    """Create the S3 client once per process; tests clear the cache between mocks."""
+    return boto3.client("s3", config=Config(retries={"max_attempts": 4, "mode": "standard"}))
+
+
+def read_object(ref: S3Ref, *, image_index: int | None = None, kind: str = "image") -> bytes:
+    """Download one object.
+
+    Args:
+        ref: bucket and decoded key.
+        image_index: position of the photo in the request, carried by the error; None for manifests.
+        kind: "image" or "manifest", for messages.
+    Returns:
+        The object's bytes.
+    Raises:
+        ImageNotFoundError: the bucket or key does not exist.
+        ImageAccessDeniedError: the function's role may not read the object.
+        ImageTooLargeError: the object is larger than MAX_OBJECT_BYTES.
+        StorageError: any other S3 or network failure.
+    """
+    try:
+        response = s3_client().get_object(Bucket=ref.bucket, Key=ref.key)
+        size = int(response.get("ContentLength", 0))
+        if size > MAX_OBJECT_BYTES:
+            response["Body"].close()
+            raise errors.ImageTooLargeError(
+                f"The {kind} {ref.uri} is {size} bytes; at most {MAX_OBJECT_BYTES} bytes are accepted.",
+                image_index=image_index,
+            )
+        return bytes(response["Body"].read())
+    except ClientError as err:
+        raise _read_error(err, ref, image_index=image_index, kind=kind) from err
+    except BotoCoreError as err:
+        raise errors.StorageError(f"Reading {ref.uri} failed: {err}.", image_index=image_index) from err
+
+
+def _read_error(err: ClientError, ref: S3Ref, *, image_index: int | None, kind: str) -> errors.ApiError:
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    if code in _NOT_FOUND_CODES:
+        return errors.ImageNotFoundError(
+            f"The {kind} {ref.uri} was not found; check the bucket and key.", image_index=image_index
+        )
+    if code in _ACCESS_DENIED_CODES:
+        return errors.ImageAccessDeniedError(
+            f"Access to the {kind} {ref.uri} was denied ({code}); grant the function s3:GetObject on it "
+            "or copy it into the input bucket.",
+            image_index=image_index,
+        )
+    return errors.StorageError(f"Reading {ref.uri} failed with S3 error {code}.", image_index=image_index)
+
+
+def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
+    """Write the files in order; on the first failure, delete those already written and raise.
+
+    Args:
+        bucket: destination bucket.
+        files: objects in write order; put the file that marks completion (result.json) last.
+    Returns:
+        Where each file was written, in the same order.
+    Raises:
+        StorageError: a write failed; the files written before it were deleted again, as far
+            as S3 allowed (a failed delete is named in the message).
+    """
+    written: list[S3Ref] = []
+    for file in files:
+        ref = S3Ref(bucket=bucket, key=file.key)
+        try:
+            s3_client().put_object(Bucket=bucket, Key=file.key, Body=file.body, ContentType=file.content_type)
+        except (ClientError, BotoCoreError) as err:
+            leftovers = delete_objects(written)
+            detail = f" Could not delete {', '.join(leftovers)}." if leftovers else ""
+            raise errors.StorageError(f"Writing {ref.uri} failed: {err}.{detail}") from err
+        written.append(ref)
+    return written
+
+
+def delete_objects(refs: Sequence[S3Ref]) -> list[str]:
+    """Delete objects one by one; return the URIs that could not be deleted."""
+    failed = []
+    for ref in refs:
+        try:
+            s3_client().delete_object(Bucket=ref.bucket, Key=ref.key)
+        except (ClientError, BotoCoreError):
+            failed.append(ref.uri)
+    return failed

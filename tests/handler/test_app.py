@@ -1,0 +1,290 @@
+"""lambda_handler end to end over the sample events, with S3 mocked by moto."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from handler import app, pipeline, storage
+from handler.app import lambda_handler
+from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, SAMPLES_DIR, build_events, event_names, list_keys, load_event
+
+FRONT_B64 = base64.b64encode((SAMPLES_DIR / "front.jpg").read_bytes()).decode()
+MANIFEST_IMAGES = ("front.jpg", "back.jpg", "detail.jpg", "packshot.png")
+
+
+def sample_size(name: str) -> tuple[int, int]:
+    with Image.open(SAMPLES_DIR / name) as image:
+        return image.size
+
+
+def png_from_s3(client: Any, key: str) -> Image.Image:
+    body = client.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()
+    return Image.open(io.BytesIO(body))
+
+
+def api_json(body: object, *, content_type: str = "application/json") -> dict[str, Any]:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return build_events.http_event("/segment", text, content_type=content_type, is_base64=False)
+
+
+def fail_put_after(client: Any, successes: int) -> list[str]:
+    """Make PutObject on the handler's client fail after `successes` calls; return the keys attempted."""
+    attempted: list[str] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        attempted.append(params["Key"])
+        if len(attempted) > successes:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "PutObject")
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", hook)
+    return attempted
+
+
+@pytest.mark.parametrize("name", event_names())
+def test_handler_every_sample_event_succeeds(name: str, s3: Any, lambda_context: Any) -> None:
+    result = lambda_handler(load_event(name), lambda_context)
+
+    if name.startswith("api-"):
+        assert result["statusCode"] == 200, result["body"][:500]
+    elif name == "s3-manifest.json":
+        assert [entry.get("error") for entry in result["manifests"]] == [None]
+    elif name == "s3-batch.json":
+        assert [task["resultCode"] for task in result["results"]] == ["Succeeded"]
+    else:
+        assert "error" not in result
+        assert result["product_id"] == "sample-direct"
+
+
+def test_s3_manifest_round_trip(s3: Any, lambda_context: Any) -> None:
+    # GIVEN the input bucket seeded with sample-001's four photos and manifest
+    inputs_before = list_keys(s3, INPUT_BUCKET)
+    attempted = fail_put_after(storage.s3_client(), successes=100)
+
+    # WHEN the upload notification arrives
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN masks, cutouts and result.json land under results/sample-001/, result.json last
+    folder = "results/sample-001/"
+    expected = sorted(
+        [f"{folder}{kind}-{k}.png" for kind in ("mask", "cutout") for k in range(4)] + [f"{folder}result.json"]
+    )
+    assert list_keys(s3, OUTPUT_BUCKET) == expected
+    assert list_keys(s3, INPUT_BUCKET) == inputs_before
+    assert attempted[-1] == f"{folder}result.json"
+    assert result["manifests"][0]["result_uri"] == f"s3://{OUTPUT_BUCKET}/{folder}result.json"
+
+    # AND every mask is 8-bit L at its own photo's size, every cutout RGBA
+    stored = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=f"{folder}result.json")["Body"].read())
+    assert stored["product_id"] == "sample-001"
+    assert stored["category"] == "top"
+    for index, name in enumerate(MANIFEST_IMAGES):
+        mask = png_from_s3(s3, f"{folder}mask-{index}.png")
+        cutout = png_from_s3(s3, f"{folder}cutout-{index}.png")
+        assert (mask.mode, mask.size) == ("L", sample_size(name))
+        assert (cutout.mode, cutout.size) == ("RGBA", sample_size(name))
+        assert (stored["images"][index]["width"], stored["images"][index]["height"]) == sample_size(name)
+        assert stored["images"][index]["mask"]["key"] == f"{folder}mask-{index}.png"
+
+
+def test_s3_manifest_without_output_bucket_writes_beside_input(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OUTPUT_BUCKET")
+
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    assert result["manifests"][0]["result_uri"] == f"s3://{INPUT_BUCKET}/results/sample-001/result.json"
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_s3_write_failure_leaves_nothing(s3: Any, lambda_context: Any) -> None:
+    # GIVEN S3 that accepts three writes and then fails
+    attempted = fail_put_after(storage.s3_client(), successes=3)
+
+    # WHEN the manifest is processed
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN the run reports a storage error and removed the three files it wrote
+    assert len(attempted) == 4
+    assert result["manifests"][0]["error"]["code"] == "storage_error"
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_api_results_inline_without_output_bucket(lambda_context: Any) -> None:
+    result = lambda_handler(load_event("api-http-json.json"), lambda_context)
+
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 200
+    for image, name in zip(body["images"], ("front.jpg", "back.jpg"), strict=True):
+        mask = Image.open(io.BytesIO(base64.b64decode(image["mask"]["png_base64"])))
+        assert (mask.mode, mask.size) == ("L", sample_size(name))
+        assert image["status"] in ("ok", "empty")
+    assert body["model"]["name"] == "fashion-seg"
+    assert body["category"] == "top"
+
+
+def test_api_results_stored_with_output_bucket(s3: Any, lambda_context: Any) -> None:
+    result = lambda_handler(load_event("api-rest-json.json"), lambda_context)
+
+    body = json.loads(result["body"])
+    product_id = body["product_id"]
+    assert list_keys(s3, OUTPUT_BUCKET) == [
+        f"results/{product_id}/{name}" for name in ("cutout-0.png", "mask-0.png", "result.json")
+    ]
+    assert body["images"][0]["mask"] == {
+        "s3_uri": f"s3://{OUTPUT_BUCKET}/results/{product_id}/mask-0.png",
+        "key": f"results/{product_id}/mask-0.png",
+    }
+
+
+BAD_REQUESTS = [
+    (
+        "not an image",
+        {"images": [base64.b64encode(b"hello, not a photo").decode()]},
+        400,
+        "image_not_decodable",
+        "could not be decoded",
+    ),
+    ("zero bytes", {"images": [FRONT_B64, ""]}, 400, "image_not_decodable", "0 bytes"),
+    ("too many", {"images": [FRONT_B64] * 5}, 400, "too_many_images", "Received 5 images"),
+    ("bad base64", {"images": ["@@@@"]}, 400, "invalid_request", "'@@@@'"),
+    ("unknown category", {"images": [FRONT_B64], "category": "spaceship"}, 400, "unknown_category", "spaceship"),
+    ("threshold range", {"images": [FRONT_B64], "threshold": 7}, 400, "invalid_threshold", "7"),
+    ("missing images", {"category": "top"}, 400, "invalid_request", "'images'"),
+    ("invalid json", '{"images": [', 400, "invalid_request", "not valid JSON"),
+    (
+        "s3 key missing",
+        {"images": [f"s3://{INPUT_BUCKET}/incoming/nope.jpg"]},
+        404,
+        "image_not_found",
+        "s3://fashion-seg-input/incoming/nope.jpg",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "code", "fragment"), BAD_REQUESTS, ids=[case[0] for case in BAD_REQUESTS]
+)
+def test_api_bad_input_rejected_nothing_written(
+    case: str, body: object, status: int, code: str, fragment: str, s3: Any, lambda_context: Any
+) -> None:
+    result = lambda_handler(api_json(body), lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == status
+    assert error["code"] == code
+    assert fragment in error["message"]
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_api_bad_image_carries_index(lambda_context: Any) -> None:
+    body = {"images": [FRONT_B64, base64.b64encode(b"GIF89a-broken").decode()]}
+
+    error = json.loads(lambda_handler(api_json(body), lambda_context)["body"])["error"]
+
+    assert error["image_index"] == 1
+    assert "Image 1" in error["message"]
+
+
+def test_api_wrong_content_type_415(lambda_context: Any) -> None:
+    result = lambda_handler(api_json("images=1", content_type="text/plain"), lambda_context)
+
+    assert result["statusCode"] == 415
+    assert "'text/plain'" in json.loads(result["body"])["error"]["message"]
+
+
+def test_s3_access_denied_403(s3: Any, lambda_context: Any) -> None:
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
+
+    storage.s3_client().meta.events.register("before-parameter-build.s3.GetObject", deny)
+
+    result = lambda_handler(load_event("api-s3-uri.json"), lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 403
+    assert error["code"] == "image_access_denied"
+    assert "s3:GetObject" in error["message"]
+    assert error["image_index"] == 0
+
+
+def test_unexpected_error_500_detail_only_in_log(
+    lambda_context: Any, monkeypatch: pytest.MonkeyPatch, captured_logs: Any
+) -> None:
+    def explode(*_: Any, **__: Any) -> None:
+        raise RuntimeError("secret detail 1234")
+
+    monkeypatch.setattr(pipeline, "segment_set", explode)
+
+    result = lambda_handler(load_event("api-rest-json.json"), lambda_context)
+
+    assert result["statusCode"] == 500
+    assert "secret detail" not in result["body"]
+    failures = [line for line in captured_logs() if line["message"] == "request_failed"]
+    assert len(failures) == 1
+    assert "secret detail 1234" in failures[0]["exception"]
+
+
+def test_model_load_failure_is_model_error(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> None:
+        raise FileNotFoundError("model/fashion-seg.int8.onnx")
+
+    monkeypatch.setattr(app, "get_segmenter", missing)
+
+    result = lambda_handler(load_event("direct.json"), lambda_context)
+
+    assert result["error"]["code"] == "model_error"
+    assert "MODEL_PATH" in result["error"]["message"]
+
+
+def test_logs_one_line_per_image_without_image_data(lambda_context: Any, captured_logs: Any) -> None:
+    lambda_handler(load_event("api-http-json.json"), lambda_context)
+
+    lines = captured_logs()
+    images = [line for line in lines if line["message"] == "image_segmented"]
+    assert [line["image_index"] for line in images] == [0, 1]
+    assert {"height", "width", "mask_fraction", "decode_ms"} <= set(images[0])
+    assert [line["level"] for line in images] == [
+        "INFO" if 0.01 <= line["mask_fraction"] <= 0.95 else "WARNING" for line in images
+    ]
+    assert sum(line["message"] == "request_completed" for line in lines) == 1
+    assert all(line["function_request_id"] == lambda_context.aws_request_id for line in lines)
+    assert FRONT_B64[:64] not in json.dumps(lines)
+
+
+def test_batch_missing_manifest_permanent_failure(s3: Any, lambda_context: Any) -> None:
+    event = load_event("s3-batch.json")
+    event["tasks"][0]["s3Key"] = "incoming/absent/manifest.json"
+
+    result = lambda_handler(event, lambda_context)
+
+    task = result["results"][0]
+    assert task["resultCode"] == "PermanentFailure"
+    assert task["resultString"].startswith("image_not_found:")
+    assert "s3://fashion-seg-input/incoming/absent/manifest.json" in task["resultString"]
+    assert result["invocationId"] == event["invocationId"]
+
+
+def test_batch_storage_failure_temporary(s3: Any, lambda_context: Any) -> None:
+    fail_put_after(storage.s3_client(), successes=0)
+
+    result = lambda_handler(load_event("s3-batch.json"), lambda_context)
+
+    assert result["results"][0]["resultCode"] == "TemporaryFailure"
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_s3_notification_for_own_output_ignored(s3: Any, lambda_context: Any) -> None:
+    event = build_events.s3_notification_event("results/sample-001/result.json")
+
+    result = lambda_handler(event, lambda_context)
+
+    assert result == {"manifests": [], "ignored": 1}
+    assert list_keys(s3, OUTPUT_BUCKET) == []

@@ -1,0 +1,310 @@
+"""Decoding, mode conversion, size limits, PNG encoding and cutouts on generated images."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from handler.imaging import (
+    ImageTooLargeError,
+    UndecodableImageError,
+    decode_image,
+    encode_png,
+    make_cutout,
+    to_rgb_array,
+)
+
+RED = (220, 30, 30)
+WHITE = (255, 255, 255)
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def encode(image: Image.Image, file_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=file_format, **options)
+    return buffer.getvalue()
+
+
+def quadrant_photo() -> Image.Image:
+    """40 wide x 20 tall, white, with a red block over its top-left quadrant (rows 0-9, columns 0-19)."""
+    pixels = np.full((20, 40, 3), 255, dtype=np.uint8)
+    pixels[:10, :20] = RED
+    return Image.fromarray(pixels)
+
+
+def jpeg_with_orientation(orientation: int) -> bytes:
+    photo = quadrant_photo()
+    exif = photo.getexif()
+    exif[EXIF_ORIENTATION_TAG] = orientation
+    return encode(photo, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def is_red(pixel: NDArray[np.uint8]) -> bool:
+    return bool(np.abs(pixel.astype(int) - RED).max() < 40)
+
+
+def is_white(pixel: NDArray[np.uint8]) -> bool:
+    return bool(pixel.min() > 215)
+
+
+def test_decode_image_no_orientation_keeps_layout() -> None:
+    decoded = decode_image(jpeg_with_orientation(1))
+
+    assert decoded.shape == (20, 40, 3)
+    assert decoded.dtype == np.uint8
+    assert is_red(decoded[3, 3])
+    assert is_white(decoded[15, 35])
+
+
+# Pixel (row, column) probes of the displayed image: red quadrant and the opposite corner.
+@pytest.mark.parametrize(
+    ("orientation", "shape", "red_probe", "white_probe"),
+    [
+        (6, (40, 20, 3), (5, 15), (35, 5)),  # rotate 90 degrees clockwise: red goes top-right
+        (8, (40, 20, 3), (35, 5), (5, 15)),  # rotate 90 degrees counter-clockwise: red goes bottom-left
+        (3, (20, 40, 3), (15, 35), (3, 3)),  # rotate 180 degrees: red goes bottom-right
+    ],
+)
+def test_decode_image_exif_orientation_applied(
+    orientation: int, shape: tuple[int, int, int], red_probe: tuple[int, int], white_probe: tuple[int, int]
+) -> None:
+    decoded = decode_image(jpeg_with_orientation(orientation))
+
+    assert decoded.shape == shape
+    assert is_red(decoded[red_probe])
+    assert is_white(decoded[white_probe])
+
+
+def test_decode_image_rgb_png_exact() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
+
+    decoded = decode_image(encode(Image.fromarray(pixels), "PNG"))
+
+    np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_decode_image_grayscale_repeated_over_rgb() -> None:
+    gray = np.arange(0, 256, dtype=np.uint8).reshape(16, 16)
+
+    decoded = decode_image(encode(Image.fromarray(gray), "PNG"))
+
+    assert decoded.shape == (16, 16, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(decoded[:, :, channel], gray)
+
+
+def test_decode_image_bilevel_gives_black_and_white() -> None:
+    bits = np.zeros((8, 8), dtype=bool)
+    bits[:, 4:] = True
+
+    decoded = decode_image(encode(Image.fromarray(bits), "PNG"))
+
+    assert decoded[0, 0].tolist() == [0, 0, 0]
+    assert decoded[0, 7].tolist() == [255, 255, 255]
+
+
+def test_decode_image_rgba_composited_on_white() -> None:
+    rgba = np.zeros((4, 6, 4), dtype=np.uint8)
+    rgba[:, :2] = (200, 0, 0, 255)  # opaque red
+    rgba[:, 2:4] = (200, 0, 0, 0)  # fully transparent
+    rgba[:, 4:] = (0, 0, 0, 128)  # half-transparent black
+
+    decoded = decode_image(encode(Image.fromarray(rgba), "PNG"))
+
+    assert decoded[0, 0].tolist() == [200, 0, 0]
+    assert decoded[0, 2].tolist() == [255, 255, 255]
+    assert np.abs(decoded[0, 4].astype(int) - 127).max() <= 1
+
+
+def test_decode_image_la_composited_on_white() -> None:
+    la = np.zeros((4, 4, 2), dtype=np.uint8)
+    la[:, :2] = (50, 255)
+    la[:, 2:] = (50, 0)
+
+    decoded = decode_image(encode(Image.fromarray(la, "LA"), "PNG"))
+
+    assert decoded[0, 0].tolist() == [50, 50, 50]
+    assert decoded[0, 3].tolist() == [255, 255, 255]
+
+
+def test_decode_image_palette_transparency_composited_on_white() -> None:
+    palette_image = Image.new("P", (6, 4), 0)
+    palette_image.putpalette([0, 0, 0] + [0, 128, 0] + [0, 0, 0] * 254)
+    palette_image.paste(1, (0, 0, 3, 4))
+
+    decoded = decode_image(encode(palette_image, "PNG", transparency=0))
+
+    assert decoded[0, 0].tolist() == [0, 128, 0]
+    assert decoded[0, 5].tolist() == [255, 255, 255]
+
+
+def test_decode_image_palette_without_transparency_keeps_colors() -> None:
+    palette_image = Image.new("P", (6, 4), 0)
+    palette_image.putpalette([10, 20, 30] + [0, 128, 0] + [0, 0, 0] * 254)
+    palette_image.paste(1, (0, 0, 3, 4))
+
+    decoded = decode_image(encode(palette_image, "GIF"))
+
+    assert decoded[0, 0].tolist() == [0, 128, 0]
+    assert decoded[0, 5].tolist() == [10, 20, 30]
+
+
+def test_decode_image_cmyk_converted_to_rgb() -> None:
+    cmyk = np.zeros((4, 4, 4), dtype=np.uint8)
+    cmyk[:, 2:] = (0, 255, 255, 0)  # full magenta and yellow: red
+
+    decoded = decode_image(encode(Image.fromarray(cmyk, "CMYK"), "TIFF"))
+
+    assert decoded[0, 0].tolist() == [255, 255, 255]
+    assert decoded[0, 3].tolist() == [255, 0, 0]
+
+
+def test_decode_image_sixteen_bit_gray() -> None:
+    levels = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+
+    decoded = decode_image(encode(Image.fromarray(levels), "PNG"))
+
+    assert decoded[0, :, 0].tolist() == [0, 100, 255]
+    assert decoded[0, 1].tolist() == [100, 100, 100]
+
+
+def test_decode_image_thirty_two_bit_integer_gray_scaled() -> None:
+    levels = np.array([[0, 257 * 100, 65535]], dtype=np.int32)
+
+    decoded = decode_image(encode(Image.fromarray(levels), "TIFF"))
+
+    assert decoded[0, :, 0].tolist() == [0, 100, 255]
+
+
+def test_to_rgb_array_small_integer_gray() -> None:
+    image = Image.fromarray(np.array([[0, 100, 255]], dtype=np.int32))
+
+    assert image.mode == "I"
+    assert to_rgb_array(image)[0, :, 0].tolist() == [0, 100, 255]
+
+
+def test_decode_image_float_gray_in_unit_range_scaled() -> None:
+    levels = np.array([[0.0, 0.5, 1.0]], dtype=np.float32)
+
+    decoded = decode_image(encode(Image.fromarray(levels), "TIFF"))
+
+    assert decoded[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_to_rgb_array_float_gray_above_one() -> None:
+    image = Image.fromarray(np.array([[0.0, 100.0, 300.0]], dtype=np.float32))
+
+    assert to_rgb_array(image)[0, :, 0].tolist() == [0, 100, 255]
+
+
+def test_to_rgb_array_palette_alpha_composited_on_white() -> None:
+    image = Image.new("PA", (2, 1))
+    image.putpalette([10, 10, 10, 20, 20, 20])
+    image.putpixel((0, 0), (0, 0))
+    image.putpixel((1, 0), (1, 255))
+
+    decoded = to_rgb_array(image)
+
+    assert image.mode == "PA"
+    assert decoded[0, 0].tolist() == [255, 255, 255]
+    assert decoded[0, 1].tolist() == [20, 20, 20]
+
+
+def test_decode_image_empty_bytes_raises() -> None:
+    with pytest.raises(UndecodableImageError, match="empty"):
+        decode_image(b"")
+
+
+def test_decode_image_non_image_bytes_raises() -> None:
+    with pytest.raises(UndecodableImageError) as caught:
+        decode_image(b"this is a text file, not a photo")
+
+    assert "not a format Pillow can decode" in str(caught.value)
+    assert "32 bytes" in str(caught.value)
+
+
+def test_decode_image_truncated_jpeg_raises() -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels), "JPEG", quality=90)
+
+    with pytest.raises(UndecodableImageError, match="JPEG"):
+        decode_image(data[: len(data) // 2])
+
+
+def test_decode_image_over_pixel_limit_raises() -> None:
+    data = encode(Image.new("RGB", (120, 100), WHITE), "PNG")
+
+    with pytest.raises(ImageTooLargeError) as caught:
+        decode_image(data, max_pixels=10_000)
+
+    assert "120x100" in str(caught.value)
+    assert "0.0 MP are accepted" in str(caught.value)
+    assert caught.value.max_pixels == 10_000
+
+
+def test_decode_image_at_pixel_limit_accepted() -> None:
+    data = encode(Image.new("RGB", (100, 100), WHITE), "PNG")
+
+    assert decode_image(data, max_pixels=10_000).shape == (100, 100, 3)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height but contains no pixel data."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_decode_image_declared_huge_size_rejected_before_decoding() -> None:
+    with pytest.raises(ImageTooLargeError, match="Resize the photo"):
+        decode_image(png_header_only(30_000, 30_000))
+
+
+def test_decode_image_header_over_limit() -> None:
+    with pytest.raises(ImageTooLargeError, match="12000x6000"):
+        decode_image(png_header_only(12_000, 6_000), max_pixels=50_000_000)
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (9, 7, 3), (9, 7, 4)])
+def test_encode_png_round_trip_exact(shape: tuple[int, ...]) -> None:
+    pixels = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
+
+    with Image.open(io.BytesIO(encode_png(pixels))) as decoded:
+        assert decoded.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(decoded), pixels)
+
+
+@pytest.mark.parametrize(
+    "array", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros(4, np.uint8)]
+)
+def test_encode_png_unsupported_array_raises(array: NDArray[np.generic]) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(array)  # type: ignore[arg-type]  # unsupported dtypes on purpose
+
+
+def test_make_cutout_alpha_attached_and_transparent_color_zeroed() -> None:
+    image = np.full((3, 4, 3), 200, dtype=np.uint8)
+    alpha = np.array([[0, 128, 255, 255]] * 3, dtype=np.uint8)
+    original = image.copy()
+
+    cutout = make_cutout(image, alpha)
+
+    assert cutout.shape == (3, 4, 4)
+    np.testing.assert_array_equal(cutout[:, :, 3], alpha)
+    assert cutout[0, 0].tolist() == [0, 0, 0, 0]
+    assert cutout[0, 1].tolist() == [200, 200, 200, 128]
+    np.testing.assert_array_equal(image, original)
+
+
+def test_make_cutout_mismatched_alpha_raises() -> None:
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        make_cutout(np.zeros((3, 4, 3), np.uint8), np.zeros((4, 3), np.uint8))

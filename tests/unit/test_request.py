@@ -1,0 +1,396 @@
+"""Event parsing in handler.request: every entry shape, limits, and error messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from handler import errors, request
+from handler.request import EventSource, S3Ref
+from tests.conftest import SAMPLES_DIR, build_events, load_event
+
+FRONT = (SAMPLES_DIR / "front.jpg").read_bytes()
+BACK = (SAMPLES_DIR / "back.jpg").read_bytes()
+FRONT_B64 = base64.b64encode(FRONT).decode()
+
+
+def parse(event: Any) -> Any:
+    return request.parse_event(event, request.detect_source(event))
+
+
+def http_json(body: object, *, content_type: str = "application/json", path: str = "/segment") -> dict[str, Any]:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return build_events.http_event(path, text, content_type=content_type, is_base64=False)
+
+
+def s3_record(key: str, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    event = build_events.s3_notification_event(key)
+    event["Records"][0]["eventName"] = event_name
+    return event
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("api-rest-json.json", EventSource.API_V1),
+        ("api-predict-legacy.json", EventSource.API_V1),
+        ("api-http-json.json", EventSource.API_V2),
+        ("api-multipart.json", EventSource.API_V2),
+        ("api-s3-uri.json", EventSource.API_V2),
+        ("s3-manifest.json", EventSource.S3_NOTIFICATION),
+        ("s3-batch.json", EventSource.S3_BATCH),
+        ("direct.json", EventSource.DIRECT),
+    ],
+)
+def test_detect_source_sample_events(name: str, source: EventSource) -> None:
+    assert request.detect_source(load_event(name)) is source
+
+
+def test_parse_rest_base64_json_body() -> None:
+    parsed = parse(load_event("api-rest-json.json"))
+
+    assert isinstance(parsed, request.SegmentRequest)
+    assert [image.data for image in parsed.images] == [FRONT]
+    assert parsed.category == "top"  # "tee" is an alias
+    assert parsed.threshold == 0.5
+    assert not parsed.legacy
+    assert len(parsed.product_id) == 32
+
+
+def test_parse_http_json_data_uri_and_plain_base64() -> None:
+    parsed = parse(load_event("api-http-json.json"))
+
+    assert [image.data for image in parsed.images] == [FRONT, BACK]
+    assert [image.index for image in parsed.images] == [0, 1]
+
+
+def test_parse_multipart_files_and_fields() -> None:
+    parsed = parse(load_event("api-multipart.json"))
+
+    assert [image.data for image in parsed.images] == [FRONT, BACK]
+    assert parsed.threshold == 0.5
+    assert parsed.category == "top"
+
+
+def test_parse_multipart_closes_numbering_gaps() -> None:
+    body = build_events.multipart_body({"file2": "back.jpg", "file4": "front.jpg"}, {"threshold": "0.3"})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+    parsed = parse(event)
+
+    assert [image.data for image in parsed.images] == [BACK, FRONT]
+    assert parsed.threshold == pytest.approx(0.3)
+
+
+def test_parse_multipart_file5_too_many_images() -> None:
+    body = build_events.multipart_body({f"file{n}": "front.jpg" for n in range(1, 6)}, {})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+    with pytest.raises(errors.TooManyImagesError) as info:
+        parse(event)
+    assert "file5" in info.value.message
+
+
+def test_parse_multipart_without_boundary_invalid() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="boundary"):
+        parse(http_json("--x--", content_type="multipart/form-data"))
+
+
+def test_parse_legacy_route_min_prediction_value() -> None:
+    parsed = parse(load_event("api-predict-legacy.json"))
+
+    assert parsed.legacy
+    assert len(parsed.images) == 3
+    assert parsed.threshold == pytest.approx(0.75)  # 1 - 2p < -0.5  <=>  p > 0.75
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, 0.75), ("-1", 1.0), ("1", 0.0), ("0.2", 0.4)])
+def test_min_prediction_value_maps_to_threshold(value: str | None, threshold: float) -> None:
+    assert request.parse_min_prediction_value(value) == pytest.approx(threshold)
+
+
+@pytest.mark.parametrize("value", ["-1.5", "2", "abc", "nan", ""])
+def test_min_prediction_value_out_of_range_rejected(value: str) -> None:
+    with pytest.raises(errors.InvalidThresholdError) as info:
+        request.parse_min_prediction_value(value)
+    assert "minPredictionValue" in info.value.message
+    assert repr(value) in info.value.message
+    assert info.value.status_code == 400
+
+
+def test_legacy_route_rejects_json() -> None:
+    event = load_event("api-predict-legacy.json")
+    event["headers"]["Content-Type"] = "application/json"
+
+    with pytest.raises(errors.UnsupportedMediaTypeError) as info:
+        parse(event)
+    assert "application/json" in info.value.message
+    assert info.value.status_code == 415
+
+
+def test_legacy_route_under_http_api_stage() -> None:
+    body = build_events.multipart_body({"file1": "front.jpg"}, {})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/prod/predict", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+    event["requestContext"]["stage"] = "prod"
+    event["rawQueryString"] = "minPredictionValue=0"
+    event["queryStringParameters"] = {"minPredictionValue": "0"}
+
+    parsed = parse(event)
+
+    assert parsed.legacy
+    assert parsed.threshold == pytest.approx(0.5)
+
+
+def test_parse_too_many_images_message() -> None:
+    with pytest.raises(errors.TooManyImagesError) as info:
+        parse(http_json({"images": [FRONT_B64] * 6}))
+    assert info.value.message == "Received 6 images; at most 4 are accepted per request."
+    assert info.value.status_code == 400
+    assert info.value.code == "too_many_images"
+
+
+def test_parse_zero_images_invalid() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="Received 0 images"):
+        parse(http_json({"images": []}))
+
+
+def test_parse_missing_images_field() -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(http_json({"threshold": 0.5}))
+    assert "'images'" in info.value.message
+
+
+def test_parse_unknown_field_named() -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(http_json({"images": [FRONT_B64], "treshold": 0.5}))
+    assert "'treshold'" in info.value.message
+    assert "threshold" in info.value.message
+
+
+def test_parse_api_rejects_product_id() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="product_id"):
+        parse(http_json({"images": [FRONT_B64], "product_id": "x"}))
+
+
+def test_parse_invalid_json_body() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="not valid JSON"):
+        parse(http_json('{"images": ['))
+
+
+def test_parse_json_array_body_invalid() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="must be a JSON object"):
+        parse(http_json("[1, 2]"))
+
+
+def test_parse_bad_base64_names_image_index() -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(http_json({"images": [FRONT_B64, "not base64 at all!"]}))
+    assert info.value.image_index == 1
+    assert "images[1]" in info.value.message
+    assert "'not base64" in info.value.message
+
+
+def test_parse_empty_image_not_decodable() -> None:
+    with pytest.raises(errors.ImageNotDecodableError) as info:
+        parse(http_json({"images": [""]}))
+    assert info.value.image_index == 0
+    assert "0 bytes" in info.value.message
+
+
+def test_parse_url_safe_base64_without_padding() -> None:
+    text = base64.urlsafe_b64encode(FRONT).decode().rstrip("=")
+
+    parsed = parse(http_json({"images": [text]}))
+
+    assert parsed.images[0].data == FRONT
+
+
+def test_parse_s3_uri_images() -> None:
+    parsed = parse(load_event("api-s3-uri.json"))
+
+    assert parsed.images[0].s3 == S3Ref(build_events.INPUT_BUCKET, "incoming/sample-001/front.jpg")
+    assert parsed.images[0].data is None
+    assert parsed.threshold == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("uri", ["s3://", "s3://bucket", "s3://bucket/"])
+def test_parse_incomplete_s3_uri_invalid(uri: str) -> None:
+    with pytest.raises(errors.InvalidRequestError, match="s3://bucket/key"):
+        parse(http_json({"images": [uri]}))
+
+
+def test_parse_unknown_category_lists_vocabulary() -> None:
+    with pytest.raises(errors.UnknownCategoryError) as info:
+        parse(http_json({"images": [FRONT_B64], "category": "spaceship"}))
+    assert "spaceship" in info.value.message
+    assert "outerwear" in info.value.message
+    assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, "high", True, None])
+def test_parse_threshold_invalid(threshold: object) -> None:
+    body: dict[str, Any] = {"images": [FRONT_B64], "threshold": threshold}
+    if threshold is None:
+        assert parse(http_json(body)).threshold == request.DEFAULT_THRESHOLD
+        return
+    with pytest.raises(errors.InvalidThresholdError) as info:
+        parse(http_json(body))
+    assert repr(threshold) in info.value.message
+    assert "between 0 and 1" in info.value.message
+
+
+def test_parse_threshold_numeric_string_accepted() -> None:
+    assert parse(http_json({"images": [FRONT_B64], "threshold": "0.25"})).threshold == pytest.approx(0.25)
+
+
+def test_parse_wrong_content_type() -> None:
+    with pytest.raises(errors.UnsupportedMediaTypeError) as info:
+        parse(http_json("a=b", content_type="application/x-www-form-urlencoded"))
+    assert "application/x-www-form-urlencoded" in info.value.message
+    assert info.value.status_code == 415
+
+
+def test_parse_body_over_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(request, "MAX_BODY_BYTES", 100)
+
+    with pytest.raises(errors.PayloadTooLargeError, match="at most 100 bytes"):
+        parse(http_json({"images": [FRONT_B64]}))
+
+
+def test_parse_invalid_base64_body_flag() -> None:
+    event = build_events.http_event("/segment", "%%%", content_type="application/json", is_base64=True)
+
+    with pytest.raises(errors.InvalidRequestError, match="isBase64Encoded"):
+        parse(event)
+
+
+def test_parse_direct_invoke_with_product_id() -> None:
+    parsed = parse(load_event("direct.json"))
+
+    assert parsed.product_id == "sample-direct"
+    assert parsed.category is None
+
+
+@pytest.mark.parametrize("product_id", ["../etc", "a/b", "", ".hidden", "x" * 129, 7])
+def test_parse_direct_unsafe_product_id(product_id: object) -> None:
+    with pytest.raises(errors.InvalidRequestError, match="Product id"):
+        parse({"images": [FRONT_B64], "product_id": product_id})
+
+
+def test_parse_direct_non_object_event() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="JSON object"):
+        parse(["images"])
+
+
+def test_s3_notification_selects_manifest() -> None:
+    parsed = parse(load_event("s3-manifest.json"))
+
+    assert parsed.manifests == (S3Ref(build_events.INPUT_BUCKET, "incoming/sample-001/manifest.json"),)
+    assert parsed.ignored == ()
+
+
+def test_s3_notification_decodes_key() -> None:
+    parsed = parse(s3_record("incoming/summer+dress%C3%A9/manifest.json"))
+
+    assert parsed.manifests[0].key == "incoming/summer dressé/manifest.json"
+
+
+@pytest.mark.parametrize(
+    ("key", "event_name"),
+    [
+        ("results/sample-001/result.json", "ObjectCreated:Put"),
+        ("results/sample-001/manifest.json", "ObjectCreated:Put"),
+        ("incoming/sample-001/front.jpg", "ObjectCreated:Put"),
+        ("incoming/manifest.json", "ObjectCreated:Put"),
+        ("incoming/a/b/manifest.json", "ObjectCreated:Put"),
+        ("incoming/sample-001/manifest.json", "ObjectRemoved:Delete"),
+    ],
+)
+def test_s3_notification_ignores_other_records(key: str, event_name: str) -> None:
+    parsed = parse(s3_record(key, event_name))
+
+    assert parsed.manifests == ()
+    assert [ref.key for ref in parsed.ignored] == [key]
+
+
+def test_s3_notification_input_prefix_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INPUT_PREFIX", "uploads/")
+
+    assert parse(s3_record("uploads/p1/manifest.json")).manifests[0].key == "uploads/p1/manifest.json"
+    assert parse(s3_record("incoming/p1/manifest.json")).manifests == ()
+
+
+def test_batch_event_schema_2() -> None:
+    parsed = parse(load_event("s3-batch.json"))
+
+    assert parsed.schema_version == "2.0"
+    assert parsed.tasks[0].manifest == S3Ref(build_events.INPUT_BUCKET, "incoming/sample-002/manifest.json")
+
+
+def test_batch_event_schema_1_bucket_arn_and_encoded_key() -> None:
+    event = load_event("s3-batch.json")
+    event["invocationSchemaVersion"] = "1.0"
+    task = event["tasks"][0]
+    del task["s3Bucket"]
+    task["s3BucketArn"] = "arn:aws:s3:::other-bucket"
+    task["s3Key"] = "incoming/my+shirt/manifest.json"
+
+    parsed = parse(event)
+
+    assert parsed.tasks[0].manifest == S3Ref("other-bucket", "incoming/my shirt/manifest.json")
+
+
+def test_batch_event_unknown_schema_rejected() -> None:
+    event = load_event("s3-batch.json")
+    event["invocationSchemaVersion"] = "3.0"
+
+    with pytest.raises(errors.InvalidRequestError, match=r"'3\.0'"):
+        parse(event)
+
+
+def test_manifest_resolves_relative_names_and_uris() -> None:
+    manifest = S3Ref("in", "incoming/p-1/manifest.json")
+    data = json.dumps({"images": ["front.jpg", "views/back.png", "s3://other/x.png"], "category": "Jeans"}).encode()
+
+    parsed = request.parse_manifest(data, manifest)
+
+    assert [image.s3 for image in parsed.images] == [
+        S3Ref("in", "incoming/p-1/front.jpg"),
+        S3Ref("in", "incoming/p-1/views/back.png"),
+        S3Ref("other", "x.png"),
+    ]
+    assert parsed.product_id == "p-1"
+    assert parsed.category == "bottom"
+    assert parsed.manifest == manifest
+
+
+@pytest.mark.parametrize("name", ["../secret.jpg", "/abs.jpg", "a//b.jpg", "https://example.com/a.jpg", ""])
+def test_manifest_rejects_unsafe_names(name: str) -> None:
+    data = json.dumps({"images": [name]}).encode()
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        request.parse_manifest(data, S3Ref("in", "incoming/p-1/manifest.json"))
+    assert info.value.image_index == 0
+
+
+def test_manifest_unsafe_folder_rejected() -> None:
+    with pytest.raises(errors.InvalidRequestError, match="Product id"):
+        request.parse_manifest(b'{"images": ["a.jpg"]}', S3Ref("in", "incoming/bad id!/manifest.json"))
+
+
+def test_manifest_invalid_json_names_uri() -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        request.parse_manifest(b"{nope", S3Ref("in", "incoming/p/manifest.json"))
+    assert "s3://in/incoming/p/manifest.json" in info.value.message
