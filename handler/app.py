@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from numpy.typing import NDArray
 
-from handler import errors, imaging, legacy, pipeline, request, response, storage
+from handler import errors, imaging, legacy, payload, pipeline, request, response, s3_events, storage
 from handler.segmenter import Segmenter, get_segmenter
 
 logger = Logger()
@@ -45,9 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         parsed = request.parse_event(event, source)
 
-        if isinstance(parsed, request.BatchEvent):
+        if isinstance(parsed, s3_events.BatchEvent):
             return response.batch_reply(parsed, [run_batch_task(task) for task in parsed.tasks])
-        if isinstance(parsed, request.ManifestEvent):
+        if isinstance(parsed, s3_events.ManifestEvent):
             for ignored in parsed.ignored:
                 logger.info("s3_record_ignored", extra={"bucket": ignored.bucket, "key": ignored.key})
             return response.manifests_reply([run_manifest_safely(ref) for ref in parsed.manifests], len(parsed.ignored))
@@ -66,14 +66,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return response.error_reply(source, errors.InternalError())
 
 
-def run_manifest(manifest: request.S3Ref) -> dict[str, Any]:
+def run_manifest(manifest: payload.S3Ref) -> dict[str, Any]:
     """Read a manifest, segment its photos and store the results; return the result document."""
     data = storage.read_object(manifest, kind="manifest")
-    segment = request.parse_manifest(data, manifest)
+    segment = s3_events.parse_manifest(data, manifest)
     return publish(segment, segment_request(segment))
 
 
-def run_manifest_safely(manifest: request.S3Ref) -> dict[str, Any]:
+def run_manifest_safely(manifest: payload.S3Ref) -> dict[str, Any]:
     """Run one manifest of an S3 notification, turning its failure into an error entry."""
     try:
         return {"manifest": manifest.uri, **run_manifest(manifest)}
@@ -85,7 +85,7 @@ def run_manifest_safely(manifest: request.S3Ref) -> dict[str, Any]:
         return {"manifest": manifest.uri, **response.error_document(errors.InternalError())}
 
 
-def run_batch_task(task: request.BatchTask) -> response.BatchTaskResult:
+def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
     """Run one S3 Batch Operations task; 5xx errors are temporary (retried), the rest permanent."""
     try:
         document = run_manifest(task.manifest)
@@ -102,7 +102,7 @@ def run_batch_task(task: request.BatchTask) -> response.BatchTaskResult:
         return response.BatchTaskResult(task.task_id, "PermanentFailure", f"{error.code}: {error.message}")
 
 
-def segment_request(segment: request.SegmentRequest) -> Segmentation:
+def segment_request(segment: payload.SegmentRequest) -> Segmentation:
     """Read and decode every photo, then run the pipeline on the set; nothing is written yet."""
     started = time.perf_counter()
     encoded = [read_image(source) for source in segment.images]
@@ -127,7 +127,7 @@ def segment_request(segment: request.SegmentRequest) -> Segmentation:
     return Segmentation(images=images, result=result, timings_ms={"read": read_ms, "decode": sum(decode_ms)})
 
 
-def read_image(source: request.ImageSource) -> bytes:
+def read_image(source: payload.ImageSource) -> bytes:
     """Return a photo's encoded bytes, downloading it when the request named an S3 object."""
     if source.data is not None:
         return source.data
@@ -168,7 +168,7 @@ def load_segmenter() -> Segmenter:
     return segmenter
 
 
-def render_legacy(segment: request.SegmentRequest, segmentation: Segmentation) -> bytes:
+def render_legacy(segment: payload.SegmentRequest, segmentation: Segmentation) -> bytes:
     """Encode the older service's 256 x 256 RGBA grid PNG for the /predict route."""
     masks = [view.mask > 0 for view in segmentation.result.views]
     png = imaging.encode_png(legacy.render_legacy_grid(segmentation.images, masks))
@@ -176,7 +176,7 @@ def render_legacy(segment: request.SegmentRequest, segmentation: Segmentation) -
     return png
 
 
-def publish(segment: request.SegmentRequest, segmentation: Segmentation) -> dict[str, Any]:
+def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict[str, Any]:
     """Encode the masks and cutouts, store them with result.json (written last) or inline them.
 
     S3 and Batch Operations requests without OUTPUT_BUCKET write to the manifest's own bucket.
@@ -196,7 +196,7 @@ def publish(segment: request.SegmentRequest, segmentation: Segmentation) -> dict
         log_request(segment, document["timings_ms"], upload_ms=0.0)
         return document
 
-    folder = f"{request.output_prefix()}{segment.product_id}/"
+    folder = f"{s3_events.output_prefix()}{segment.product_id}/"
     files, locations = [], []
     for index, png in enumerate(pngs):
         mask_key, cutout_key = f"{folder}mask-{index}.png", f"{folder}cutout-{index}.png"
@@ -218,7 +218,7 @@ def publish(segment: request.SegmentRequest, segmentation: Segmentation) -> dict
     return {**document, "result_uri": f"s3://{bucket}/{folder}result.json"}
 
 
-def log_view(source: request.ImageSource, view: pipeline.ViewResult, *, decode_ms: float) -> None:
+def log_view(source: payload.ImageSource, view: pipeline.ViewResult, *, decode_ms: float) -> None:
     """Log one INFO line per photo, or WARNING when its mask covers a doubtful share of the frame."""
     height, width = view.mask.shape
     keys: dict[str, Any] = {
@@ -235,7 +235,7 @@ def log_view(source: request.ImageSource, view: pipeline.ViewResult, *, decode_m
     (logger.warning if doubtful else logger.info)("image_segmented", extra=keys)
 
 
-def log_request(segment: request.SegmentRequest, timings_ms: dict[str, float], *, upload_ms: float) -> None:
+def log_request(segment: payload.SegmentRequest, timings_ms: dict[str, float], *, upload_ms: float) -> None:
     """Log one INFO line per request with its size, options and stage timings."""
     timings = {f"{name}_ms": round(float(value), 1) for name, value in timings_ms.items()}
     logger.info(

@@ -24,7 +24,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tqdm import tqdm
 
-from handler import app, errors, request, response
+from handler import app, errors, payload, response
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_options(parser: argparse.ArgumentParser, *, category: bool = True) -> None:
     parser.add_argument(
-        "--threshold", type=float, default=request.DEFAULT_THRESHOLD, help="mask probability cut, 0-1 (default: 0.5)"
+        "--threshold", type=float, default=payload.DEFAULT_THRESHOLD, help="mask probability cut, 0-1 (default: 0.5)"
     )
     if category:
         parser.add_argument("--category", default=None, help="category hint, a name or alias such as top or sneakers")
@@ -151,23 +151,23 @@ def run_invoke(args: argparse.Namespace) -> int:
 
 def build_segment(
     paths: Sequence[Path], *, threshold: float, category: str | None, product_id: str
-) -> tuple[request.SegmentRequest, app.Segmentation]:
+) -> tuple[payload.SegmentRequest, app.Segmentation]:
     """Read, validate and segment local photos; raises ApiError or CliError on bad input."""
-    request.check_image_count(len(paths))
+    payload.check_image_count(len(paths))
     sources = tuple(
-        request.ImageSource(index=index, data=read_file(path, description=f"image {index}"))
+        payload.ImageSource(index=index, data=read_file(path, description=f"image {index}"))
         for index, path in enumerate(paths)
     )
-    segment = request.SegmentRequest(
+    segment = payload.SegmentRequest(
         images=sources,
-        threshold=request.parse_threshold(threshold),
-        category=request.parse_category(category),
+        threshold=payload.parse_threshold(threshold),
+        category=payload.parse_category(category),
         product_id=product_id,
     )
     return segment, app.segment_request(segment)
 
 
-def write_outputs(folder: Path, segmented: tuple[request.SegmentRequest, app.Segmentation]) -> None:
+def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Segmentation]) -> None:
     """Write mask-K.png, cutout-K.png and, last, result.json into folder."""
     segment, segmentation = segmented
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ def read_batch_manifest(path: Path) -> list[dict[str, Any]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("images"), list):
             raise CliError(f'{path}: entry {position} must be an object with an "images" list')
         try:
-            request.parse_product_id(entry.get("id"))
+            payload.parse_product_id(entry.get("id"))
         except errors.InvalidRequestError as err:
             raise CliError(f"{path}: entry {position}: {err.message}") from err
         if entry["id"] in seen:

@@ -2,8 +2,8 @@
 
 Each class carries the HTTP status and a stable machine-readable ``code``. ``response.py``
 renders them as ``{"error": {"code", "message", "image_index"}}``. Pure modules raise
-``ValueError`` subclasses instead, and the edge (``request.py``, ``storage.py``, ``app.py``)
-translates those into the classes here.
+``ValueError`` subclasses instead, and the edge (``request.py``, ``payload.py``, ``storage.py``,
+``app.py``) translates those into the classes here.
 """
 
 from __future__ import annotations

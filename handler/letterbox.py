@@ -68,9 +68,13 @@ def letterbox(image: NDArray[np.uint8], size: int) -> tuple[NDArray[np.uint8], P
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     placement = fit_inside_square(image.shape[0], image.shape[1], size)
-    scaled = Image.fromarray(image).resize((placement.width, placement.height), Image.BILINEAR, reducing_gap=2.0)
+    scaled = Image.fromarray(image).resize(
+        (placement.width, placement.height), Image.Resampling.BILINEAR, reducing_gap=2.0
+    )
     square = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    square[placement.top : placement.top + placement.height, placement.left : placement.left + placement.width] = np.asarray(scaled)
+    square[placement.top : placement.top + placement.height, placement.left : placement.left + placement.width] = (
+        np.asarray(scaled)
+    )
     return square, placement
 
 
@@ -84,9 +88,13 @@ def letterbox_mask(mask: NDArray[np.bool_], size: int) -> NDArray[np.bool_]:
         (size, size) bool.
     """
     placement = fit_inside_square(mask.shape[0], mask.shape[1], size)
-    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize((placement.width, placement.height), Image.BILINEAR)
+    scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (placement.width, placement.height), Image.Resampling.BILINEAR
+    )
     square = np.zeros((size, size), dtype=bool)
-    square[placement.top : placement.top + placement.height, placement.left : placement.left + placement.width] = np.asarray(scaled) >= 128
+    square[placement.top : placement.top + placement.height, placement.left : placement.left + placement.width] = (
+        np.asarray(scaled) >= 128
+    )
     return square
 
 
@@ -99,4 +107,6 @@ def crop_placement(square_map: NDArray[np.float32], placement: Placement) -> NDA
     Returns:
         (placement.height, placement.width) float32 view of the photo's region.
     """
-    return square_map[placement.top : placement.top + placement.height, placement.left : placement.left + placement.width]
+    return square_map[
+        placement.top : placement.top + placement.height, placement.left : placement.left + placement.width
+    ]

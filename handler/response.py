@@ -30,7 +30,8 @@ from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event impor
 
 from handler import errors
 from handler.imaging import encode_png
-from handler.request import BatchEvent, EventSource
+from handler.request import EventSource
+from handler.s3_events import BatchEvent
 
 if TYPE_CHECKING:
     from handler.pipeline import SetResult, ViewResult

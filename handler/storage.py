@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler import errors
-from handler.request import S3Ref
+from handler.payload import S3Ref
 
 MAX_OBJECT_BYTES = 30 * 1024 * 1024
 """Largest photo or manifest read from S3; bigger objects are rejected before download."""

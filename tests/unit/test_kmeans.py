@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 
 from handler.color_space import srgb_to_lab
-from handler.colors import kmeans
+from handler.kmeans import kmeans
 
 INERTIA_RELATIVE_TOLERANCE = 0.01
 CENTER_TOLERANCE = 0.5

@@ -1,4 +1,4 @@
-"""Event parsing in handler.request: every entry shape, limits, and error messages."""
+"""Event parsing in handler.request and handler.payload: API Gateway and direct invokes, limits, messages."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from handler import errors, request
-from handler.request import EventSource, S3Ref
+from handler import errors, payload, request
+from handler.payload import S3Ref
+from handler.request import EventSource
 from tests.conftest import SAMPLES_DIR, build_events, load_event
 
 FRONT = (SAMPLES_DIR / "front.jpg").read_bytes()
@@ -24,12 +25,6 @@ def parse(event: Any) -> Any:
 def http_json(body: object, *, content_type: str = "application/json", path: str = "/segment") -> dict[str, Any]:
     text = body if isinstance(body, str) else json.dumps(body)
     return build_events.http_event(path, text, content_type=content_type, is_base64=False)
-
-
-def s3_record(key: str, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    event = build_events.s3_notification_event(key)
-    event["Records"][0]["eventName"] = event_name
-    return event
 
 
 @pytest.mark.parametrize(
@@ -52,7 +47,7 @@ def test_detect_source_sample_events(name: str, source: EventSource) -> None:
 def test_parse_rest_base64_json_body() -> None:
     parsed = parse(load_event("api-rest-json.json"))
 
-    assert isinstance(parsed, request.SegmentRequest)
+    assert isinstance(parsed, payload.SegmentRequest)
     assert [image.data for image in parsed.images] == [FRONT]
     assert parsed.category == "top"  # "tee" is an alias
     assert parsed.threshold == 0.5
@@ -115,13 +110,13 @@ def test_parse_legacy_route_min_prediction_value() -> None:
 
 @pytest.mark.parametrize(("value", "threshold"), [(None, 0.75), ("-1", 1.0), ("1", 0.0), ("0.2", 0.4)])
 def test_min_prediction_value_maps_to_threshold(value: str | None, threshold: float) -> None:
-    assert request.parse_min_prediction_value(value) == pytest.approx(threshold)
+    assert payload.parse_min_prediction_value(value) == pytest.approx(threshold)
 
 
 @pytest.mark.parametrize("value", ["-1.5", "2", "abc", "nan", ""])
 def test_min_prediction_value_out_of_range_rejected(value: str) -> None:
     with pytest.raises(errors.InvalidThresholdError) as info:
-        request.parse_min_prediction_value(value)
+        payload.parse_min_prediction_value(value)
     assert "minPredictionValue" in info.value.message
     assert repr(value) in info.value.message
     assert info.value.status_code == 400
@@ -243,7 +238,7 @@ def test_parse_unknown_category_lists_vocabulary() -> None:
 def test_parse_threshold_invalid(threshold: object) -> None:
     body: dict[str, Any] = {"images": [FRONT_B64], "threshold": threshold}
     if threshold is None:
-        assert parse(http_json(body)).threshold == request.DEFAULT_THRESHOLD
+        assert parse(http_json(body)).threshold == payload.DEFAULT_THRESHOLD
         return
     with pytest.raises(errors.InvalidThresholdError) as info:
         parse(http_json(body))
@@ -293,104 +288,3 @@ def test_parse_direct_non_object_event() -> None:
     with pytest.raises(errors.InvalidRequestError, match="JSON object"):
         parse(["images"])
 
-
-def test_s3_notification_selects_manifest() -> None:
-    parsed = parse(load_event("s3-manifest.json"))
-
-    assert parsed.manifests == (S3Ref(build_events.INPUT_BUCKET, "incoming/sample-001/manifest.json"),)
-    assert parsed.ignored == ()
-
-
-def test_s3_notification_decodes_key() -> None:
-    parsed = parse(s3_record("incoming/summer+dress%C3%A9/manifest.json"))
-
-    assert parsed.manifests[0].key == "incoming/summer dressé/manifest.json"
-
-
-@pytest.mark.parametrize(
-    ("key", "event_name"),
-    [
-        ("results/sample-001/result.json", "ObjectCreated:Put"),
-        ("results/sample-001/manifest.json", "ObjectCreated:Put"),
-        ("incoming/sample-001/front.jpg", "ObjectCreated:Put"),
-        ("incoming/manifest.json", "ObjectCreated:Put"),
-        ("incoming/a/b/manifest.json", "ObjectCreated:Put"),
-        ("incoming/sample-001/manifest.json", "ObjectRemoved:Delete"),
-    ],
-)
-def test_s3_notification_ignores_other_records(key: str, event_name: str) -> None:
-    parsed = parse(s3_record(key, event_name))
-
-    assert parsed.manifests == ()
-    assert [ref.key for ref in parsed.ignored] == [key]
-
-
-def test_s3_notification_input_prefix_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INPUT_PREFIX", "uploads/")
-
-    assert parse(s3_record("uploads/p1/manifest.json")).manifests[0].key == "uploads/p1/manifest.json"
-    assert parse(s3_record("incoming/p1/manifest.json")).manifests == ()
-
-
-def test_batch_event_schema_2() -> None:
-    parsed = parse(load_event("s3-batch.json"))
-
-    assert parsed.schema_version == "2.0"
-    assert parsed.tasks[0].manifest == S3Ref(build_events.INPUT_BUCKET, "incoming/sample-002/manifest.json")
-
-
-def test_batch_event_schema_1_bucket_arn_and_encoded_key() -> None:
-    event = load_event("s3-batch.json")
-    event["invocationSchemaVersion"] = "1.0"
-    task = event["tasks"][0]
-    del task["s3Bucket"]
-    task["s3BucketArn"] = "arn:aws:s3:::other-bucket"
-    task["s3Key"] = "incoming/my+shirt/manifest.json"
-
-    parsed = parse(event)
-
-    assert parsed.tasks[0].manifest == S3Ref("other-bucket", "incoming/my shirt/manifest.json")
-
-
-def test_batch_event_unknown_schema_rejected() -> None:
-    event = load_event("s3-batch.json")
-    event["invocationSchemaVersion"] = "3.0"
-
-    with pytest.raises(errors.InvalidRequestError, match=r"'3\.0'"):
-        parse(event)
-
-
-def test_manifest_resolves_relative_names_and_uris() -> None:
-    manifest = S3Ref("in", "incoming/p-1/manifest.json")
-    data = json.dumps({"images": ["front.jpg", "views/back.png", "s3://other/x.png"], "category": "Jeans"}).encode()
-
-    parsed = request.parse_manifest(data, manifest)
-
-    assert [image.s3 for image in parsed.images] == [
-        S3Ref("in", "incoming/p-1/front.jpg"),
-        S3Ref("in", "incoming/p-1/views/back.png"),
-        S3Ref("other", "x.png"),
-    ]
-    assert parsed.product_id == "p-1"
-    assert parsed.category == "bottom"
-    assert parsed.manifest == manifest
-
-
-@pytest.mark.parametrize("name", ["../secret.jpg", "/abs.jpg", "a//b.jpg", "https://example.com/a.jpg", ""])
-def test_manifest_rejects_unsafe_names(name: str) -> None:
-    data = json.dumps({"images": [name]}).encode()
-
-    with pytest.raises(errors.InvalidRequestError) as info:
-        request.parse_manifest(data, S3Ref("in", "incoming/p-1/manifest.json"))
-    assert info.value.image_index == 0
-
-
-def test_manifest_unsafe_folder_rejected() -> None:
-    with pytest.raises(errors.InvalidRequestError, match="Product id"):
-        request.parse_manifest(b'{"images": ["a.jpg"]}', S3Ref("in", "incoming/bad id!/manifest.json"))
-
-
-def test_manifest_invalid_json_names_uri() -> None:
-    with pytest.raises(errors.InvalidRequestError) as info:
-        request.parse_manifest(b"{nope", S3Ref("in", "incoming/p/manifest.json"))
-    assert "s3://in/incoming/p/manifest.json" in info.value.message

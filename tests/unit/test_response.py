@@ -12,8 +12,10 @@ from PIL import Image
 
 from handler import errors, response
 from handler.colors import Color
+from handler.payload import S3Ref
 from handler.pipeline import SetResult, ViewResult
-from handler.request import BatchEvent, BatchTask, EventSource, S3Ref
+from handler.request import EventSource
+from handler.s3_events import BatchEvent, BatchTask
 
 
 def make_view(height: int, width: int, box: tuple[int, int, int, int] | None) -> ViewResult:
