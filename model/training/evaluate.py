@@ -20,9 +20,9 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -32,7 +32,16 @@ from PIL import Image
 from scipy import ndimage
 
 from handler.letterbox import Placement, crop_placement, letterbox
-from model.training.synth import DECOY_CODE, MAX_VIEWS, TARGET_CODE, load_label_categories, load_photos, product_labels, render_views, split_ids
+from model.training.synth import (
+    DECOY_CODE,
+    MAX_VIEWS,
+    TARGET_CODE,
+    load_label_categories,
+    load_photos,
+    product_labels,
+    render_views,
+    split_ids,
+)
 
 logger = logging.getLogger("evaluate")
 
@@ -100,14 +109,20 @@ class PeerModel:
         output = self.session.run(None, {self.input_name: tensor})[0][0, 0]
         low, high = float(output.min()), float(output.max())
         normalized = (output - low) / (high - low) if high > low else np.zeros_like(output)
-        back = Image.fromarray(normalized.astype(np.float32), mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR)
+        back = Image.fromarray(normalized.astype(np.float32), mode="F").resize(
+            (image.shape[1], image.shape[0]), Image.BILINEAR
+        )
         return np.asarray(back, np.float32)
 
 
-def upsample_bilinear(square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]) -> NDArray[np.float32]:
+def upsample_bilinear(
+    square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]
+) -> NDArray[np.float32]:
     """Crop the photo's region of an (S, S) map and resize it bilinearly to the photo's (H, W)."""
     region = np.ascontiguousarray(crop_placement(square_probs, placement), np.float32)
-    return np.asarray(Image.fromarray(region, mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR), np.float32)
+    return np.asarray(
+        Image.fromarray(region, mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR), np.float32
+    )
 
 
 def iou(prediction: NDArray[np.bool_], truth: NDArray[np.bool_]) -> float:
@@ -116,7 +131,9 @@ def iou(prediction: NDArray[np.bool_], truth: NDArray[np.bool_]) -> float:
     return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)
 
 
-def boundary_f_score(prediction: NDArray[np.bool_], truth: NDArray[np.bool_], tolerance: int = BOUNDARY_TOLERANCE) -> float:
+def boundary_f_score(
+    prediction: NDArray[np.bool_], truth: NDArray[np.bool_], tolerance: int = BOUNDARY_TOLERANCE
+) -> float:
     """Boundary F-score: precision and recall of boundary pixels matched within tolerance pixels.
 
     Args:
@@ -193,11 +210,16 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
     return cases
 
 
-def segment_views(model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler) -> list[NDArray[np.bool_]]:
+def segment_views(
+    model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler
+) -> list[NDArray[np.bool_]]:
     """Segment views as one set and return (H, W) bool masks at each view's resolution."""
     boxed = [letterbox(view, model.size) for view in views]
     probs = model.predict([square for square, _ in boxed], category)
-    return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views))]
+    return [
+        upsample(probs[i], placement, view) >= THRESHOLD
+        for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))
+    ]
 
 
 @dataclass
@@ -207,7 +229,9 @@ class Scores:
     iou: dict[str, list[float]] = field(default_factory=dict)
     boundary: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, key: str, prediction: NDArray[np.bool_], truth: NDArray[np.bool_], *, with_boundary: bool = False) -> None:
+    def add(
+        self, key: str, prediction: NDArray[np.bool_], truth: NDArray[np.bool_], *, with_boundary: bool = False
+    ) -> None:
         self.iou.setdefault(key, []).append(iou(prediction, truth))
         if with_boundary:
             self.boundary.setdefault(key, []).append(boundary_f_score(prediction, truth))
@@ -217,7 +241,9 @@ class Scores:
         return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate_model(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, *, full: bool) -> tuple[Scores, list[tuple[float, EvalCase, list[NDArray[np.bool_]]]]]:
+def evaluate_model(
+    model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, *, full: bool
+) -> tuple[Scores, list[tuple[float, EvalCase, list[NDArray[np.bool_]]]]]:
     """Score one model on every scenario.
 
     Args:
@@ -233,17 +259,19 @@ def evaluate_model(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampl
     on_model = [EVAL_VIEWS.index(name) for name in ON_MODEL_VIEWS]
     for case in cases:
         predicted = segment_views(model, case.views, 0, upsample)
-        for name, prediction, truth in zip(EVAL_VIEWS, predicted, case.truths):
+        for name, prediction, truth in zip(EVAL_VIEWS, predicted, case.truths, strict=True):
             scores.add(f"full/{name}", prediction, truth, with_boundary=True)
             scores.add("scenario/full", prediction, truth, with_boundary=True)
-        full_sets.append((float(np.mean([iou(p, t) for p, t in zip(predicted, case.truths)])), case, predicted))
+        full_sets.append(
+            (float(np.mean([iou(p, t) for p, t in zip(predicted, case.truths, strict=True)])), case, predicted)
+        )
         if not full:
             continue
 
         pair = segment_views(model, [case.views[i] for i in on_model], 0, upsample)
-        for prediction, i in zip(pair, on_model):
+        for prediction, i in zip(pair, on_model, strict=True):
             scores.add("scenario/on-model", prediction, case.truths[i])
-        for i, (view, truth) in enumerate(zip(case.views, case.truths)):
+        for i, (view, truth) in enumerate(zip(case.views, case.truths, strict=True)):
             (alone,) = segment_views(model, [view], 0, upsample)
             scores.add("scenario/single", alone, truth)
             if i in on_model and case.garment_count >= 2:
@@ -254,7 +282,9 @@ def evaluate_model(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampl
     return scores, full_sets
 
 
-def _score_hints(model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray[np.bool_], upsample: Upsampler, scores: Scores) -> None:
+def _score_hints(
+    model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray[np.bool_], upsample: Upsampler, scores: Scores
+) -> None:
     """Score one on-model view alone with no hint, the right hint and, where a decoy exists, a wrong hint."""
     view, truth = case.views[index], case.truths[index]
     scores.add("hint/none", alone, truth)
@@ -271,7 +301,7 @@ def evaluate_peer(peer: PeerModel, cases: list[EvalCase]) -> Scores:
     """Score rembg's u2netp on the full-set views: it sees each photo alone and has no notion of the product."""
     scores = Scores()
     for case in cases:
-        for name, view, truth in zip(EVAL_VIEWS, case.views, case.truths):
+        for name, view, truth in zip(EVAL_VIEWS, case.views, case.truths, strict=True):
             prediction = peer.predict(view) >= THRESHOLD
             scores.add(f"full/{name}", prediction, truth, with_boundary=True)
             scores.add("scenario/full", prediction, truth, with_boundary=True)
@@ -296,29 +326,34 @@ def format_table(results: dict[str, Scores]) -> str:
 
 def format_details(scores: Scores, refined_vs_bilinear: dict[str, Scores]) -> str:
     """Render fusion, hint and upsampling figures of the shipped model."""
+    alone, pair, full_set = (scores.mean(f"fusion/{k}") for k in ("alone", "on-model-pair", "full-set"))
+    no_hint, correct, misled = (scores.mean(f"hint/{k}") for k in ("none", "correct", "wrong-vs-target"))
     lines = [
         "Multi-view fusion, on-model views (studio, street) of photos with 2+ garments, no hint:",
-        f"  alone {scores.mean('fusion/alone'):.3f}   in on-model pair {scores.mean('fusion/on-model-pair'):.3f}   "
-        f"in full set {scores.mean('fusion/full-set'):.3f}   gain (full set - alone) {scores.mean('fusion/full-set') - scores.mean('fusion/alone'):+.3f}"
-        f"   n={len(scores.iou.get('fusion/alone', []))}",
+        f"  alone {alone:.3f}   in on-model pair {pair:.3f}   in full set {full_set:.3f}"
+        f"   gain (full set - alone) {full_set - alone:+.3f}   n={len(scores.iou.get('fusion/alone', []))}",
         "Category hint, single on-model photo with 2+ garments:",
-        f"  no hint {scores.mean('hint/none'):.3f}   correct hint {scores.mean('hint/correct'):.3f}   "
-        f"wrong hint (IoU with product) {scores.mean('hint/wrong-vs-target'):.3f}   "
-        f"mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}   full-set figure {scores.mean('fusion/full-set'):.3f}",
+        f"  no hint {no_hint:.3f}   correct hint {correct:.3f}   wrong hint (IoU with product) {misled:.3f}",
+        f"  mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}"
+        f"   full-set figure of the same views {full_set:.3f}",
     ]
     lines.append(f"Upsampling to full resolution (set of 4, IoU / BF@{BOUNDARY_TOLERANCE}px):")
     for name, result in refined_vs_bilinear.items():
-        lines.append(f"  {name:<10} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}")
+        lines.append(
+            f"  {name:<10} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}"
+        )
     return "\n".join(lines)
 
 
-def write_worst_sheet(full_sets: list[tuple[float, EvalCase, list[NDArray[np.bool_]]]], path: Path, count: int = 8) -> None:
+def write_worst_sheet(
+    full_sets: list[tuple[float, EvalCase, list[NDArray[np.bool_]]]], path: Path, count: int = 8
+) -> None:
     """Save a PNG: per worst set, the four inputs, then truth (green) and prediction (red) overlays."""
     tile = (150, 200)
     rows = []
     for _, case, predicted in sorted(full_sets, key=lambda item: item[0])[:count]:
         tiles = [np.asarray(Image.fromarray(view).resize(tile)) for view in case.views]
-        for view, truth, prediction in zip(case.views, case.truths, predicted):
+        for view, truth, prediction in zip(case.views, case.truths, predicted, strict=True):
             overlay = view.astype(np.float32) * 0.4
             overlay[truth, 1] += 150
             overlay[prediction, 0] += 150
@@ -335,7 +370,9 @@ def load_refiner(threshold: float) -> Upsampler:
     """
     from handler import refine
 
-    def refined(square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def refined(
+        square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]
+    ) -> NDArray[np.float32]:
         region = np.ascontiguousarray(crop_placement(square_probs, placement), np.float32)
         matte = refine.refine_mask(image, region, threshold=threshold)
         return matte.alpha.astype(np.float32) / 255.0
@@ -347,7 +384,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
     parser.add_argument("--int8", type=Path, default=Path("model/fashion-seg.int8.onnx"), help="shipped int8 model")
-    parser.add_argument("--fp32", type=Path, default=Path("model/fashion-seg.fp32.onnx"), help="fp32 model it was quantized from")
+    parser.add_argument(
+        "--fp32", type=Path, default=Path("model/fashion-seg.fp32.onnx"), help="fp32 model it was quantized from"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for metrics.json and worst-sets.png")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N validation photos")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True, help="also score rembg's u2netp")
@@ -371,15 +410,22 @@ def main() -> None:
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 
-    print(f"\nValidation split: {len(cases)} photos, IoU at threshold {THRESHOLD}, masks at each photo's own resolution")
+    print(
+        f"\nValidation split: {len(cases)} photos, IoU at threshold {THRESHOLD}, masks at each photo's own resolution"
+    )
     print(format_table(results))
     print()
     print(format_details(results["int8 (shipped)"], refined_vs_bilinear))
     if "fp32" in results:
-        print(f"int8 - fp32 IoU (set of 4): {results['int8 (shipped)'].mean('scenario/full') - results['fp32'].mean('scenario/full'):+.4f}")
+        loss = results["fp32"].mean("scenario/full") - results["int8 (shipped)"].mean("scenario/full")
+        print(f"IoU lost by int8 against fp32 (set of 4): {loss:+.4f}")
 
     write_worst_sheet(full_sets, args.out / "worst-sets.png")
-    metrics = {name: {key: float(np.mean(v)) for key, v in s.iou.items()} | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()} for name, s in results.items()}
+    metrics = {
+        name: {key: float(np.mean(v)) for key, v in s.iou.items()}
+        | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()}
+        for name, s in results.items()
+    }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"\nWrote {args.out / 'metrics.json'} and {args.out / 'worst-sets.png'} in {time.monotonic() - start:.0f} s")
 

@@ -50,7 +50,9 @@ class CrossViewAttention(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.project = nn.Linear(channels, channels)
-        self.feed_forward = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Linear(2 * channels, channels))
+        self.feed_forward = nn.Sequential(
+            nn.LayerNorm(channels), nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Linear(2 * channels, channels)
+        )
 
     def forward(self, tokens: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         """Mix tokens across views.
@@ -117,7 +119,11 @@ class SetSegNet(nn.Module):
         key_bias = ((valid - 1.0) * 1e4).unsqueeze(-1).expand(batch, views, cells).reshape(batch, 1, 1, views * cells)
         for block in self.fusion:
             tokens = block(tokens, key_bias)
-        fused = tokens.reshape(batch, views, cells, channels).permute(0, 1, 3, 2).reshape(batch * views, channels, s16.shape[2], s16.shape[3])
+        fused = (
+            tokens.reshape(batch, views, cells, channels)
+            .permute(0, 1, 3, 2)
+            .reshape(batch * views, channels, s16.shape[2], s16.shape[3])
+        )
 
         y = self.from_tokens(fused)
         y = self.up3(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False), s8], 1))

@@ -33,7 +33,9 @@ AGREEMENT_FLOOR = 0.95
 """Lowest accepted mean IoU between int8 and fp32 masks (threshold 0.5)."""
 
 
-def synthesized_feeds(dataset_dir: Path, ids: list[str], size: int, count: int, seed: int) -> list[dict[str, np.ndarray]]:
+def synthesized_feeds(
+    dataset_dir: Path, ids: list[str], size: int, count: int, seed: int
+) -> list[dict[str, np.ndarray]]:
     """Build count ONNX feeds from synthesized sets of the given photos."""
     photos = load_photos(dataset_dir, ids)
     label_categories = load_label_categories(dataset_dir)
@@ -81,7 +83,11 @@ def mask_agreement(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.nd
 def activation_matmuls(proto: onnx.ModelProto) -> list[str]:
     """Names of MatMul nodes whose inputs are both activations (no initializer)."""
     initializers = {tensor.name for tensor in proto.graph.initializer}
-    return [node.name for node in proto.graph.node if node.op_type == "MatMul" and not any(name in initializers for name in node.input)]
+    return [
+        node.name
+        for node in proto.graph.node
+        if node.op_type == "MatMul" and not any(name in initializers for name in node.input)
+    ]
 
 
 def copy_metadata(source: Path, target: Path) -> None:
@@ -105,7 +111,10 @@ def write_model_card(int8_path: Path) -> Path:
             "file": int8_path.name,
             "sha256": hashlib.sha256(int8_path.read_bytes()).hexdigest(),
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
-            "quantization": "static int8 QDQ: Conv and weight MatMul, per-channel int8 weights, uint8 activations, MinMax calibration; attention products, LayerNorm, Softmax, Resize in fp32",
+            "quantization": (
+                "static int8 QDQ: Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
+                " MinMax calibration; attention products, LayerNorm, Softmax and Resize stay fp32"
+            ),
             "inputs": {"images": "float32 [N, 4, 3, S, S]", "valid": "float32 [N, 4]", "category": "int64 [N]"},
             "outputs": {"probs": "float32 [N, 4, S, S], 0-1"},
         }
@@ -149,7 +158,9 @@ def main() -> None:
         logger.error("int8 model rejected: mask IoU against fp32 is %.3f, below %.2f", agreement, AGREEMENT_FLOOR)
         sys.exit(1)
     card = write_model_card(args.out)
-    logger.info("wrote %s (%d bytes) and %s; int8-vs-fp32 mask IoU %.3f", args.out, args.out.stat().st_size, card, agreement)
+    logger.info(
+        "wrote %s (%d bytes) and %s; int8-vs-fp32 mask IoU %.3f", args.out, args.out.stat().st_size, card, agreement
+    )
 
 
 if __name__ == "__main__":

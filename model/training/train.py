@@ -87,13 +87,19 @@ def main() -> None:
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=[logging.FileHandler(args.out / "train.log"), logging.StreamHandler()])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.FileHandler(args.out / "train.log"), logging.StreamHandler()],
+    )
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
     train_ids, _ = split_ids(args.dataset)
     stream = SetStream(args.dataset, train_ids, args.size, args.seed)
-    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0
+    )
     net = SetSegNet(args.width)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     logger.info("parameters=%d train_photos=%d", sum(p.numel() for p in net.parameters()), len(train_ids))
@@ -119,7 +125,14 @@ def main() -> None:
         step += 1
         running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
         if step % 50 == 0:
-            logger.info("step=%d minutes=%.1f loss=%.4f lr=%.5f sets_per_s=%.1f", step, elapsed / 60, running, optimizer.param_groups[0]["lr"], step * args.batch / max(elapsed, 1e-6))
+            logger.info(
+                "step=%d minutes=%.1f loss=%.4f lr=%.5f sets_per_s=%.1f",
+                step,
+                elapsed / 60,
+                running,
+                optimizer.param_groups[0]["lr"],
+                step * args.batch / max(elapsed, 1e-6),
+            )
         if step % 500 == 0:
             save_checkpoint(net, args, step, args.out / "last.pt")
     save_checkpoint(net, args, step, args.out / "last.pt")
