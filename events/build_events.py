@@ -210,7 +210,7 @@ def build_events() -> dict[str, dict[str, Any]]:
         "s3-manifest.json": s3_notification_event(f"incoming/{MANIFEST_PRODUCT}/manifest.json"),
         "s3-batch.json": s3_batch_event(f"incoming/{BATCH_PRODUCT}/manifest.json"),
         "direct.json": {
-            "images": [b64(read_sample("detail.jpg"))],
+            "images": [b64(read_sample(name)) for name in ("packshot.png", "front.jpg", "back.jpg", "detail.jpg")],
             "threshold": 0.5,
             "category": None,
             "product_id": "sample-direct",

@@ -7,6 +7,7 @@ else a 500 with a generic message while the detail goes to the log.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 from handler import errors, imaging, legacy, payload, pipeline, request, response, s3_events, storage
 from handler.segmenter import Segmenter, get_segmenter
 
-logger = Logger()
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "fashion-seg"))
 
 DOUBTFUL_MIN_FRACTION = 0.01
 DOUBTFUL_MAX_FRACTION = 0.95

@@ -12,6 +12,7 @@ standard error. Exit codes: 0 success, 1 a set or the invoked function failed, 2
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import sys
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     invoke = commands.add_parser("invoke", help="run the Lambda handler on an event file and print the response")
     invoke.add_argument("event", type=Path, help="event JSON file, for example events/direct.json")
+    invoke.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder to save the inline masks and cutouts of a JSON response as PNG files, plus result.json",
+    )
     invoke.set_defaults(run=run_invoke)
     return parser
 
@@ -144,9 +151,35 @@ def run_invoke(args: argparse.Namespace) -> int:
     # LocalContext has every attribute the handler and its logger read.
     context = cast(LambdaContext, LocalContext(aws_request_id=f"local-{uuid.uuid4()}"))
     result = app.lambda_handler(event, context)
-    print(json.dumps(result, indent=2))
+    if args.out is not None and isinstance(result, dict):
+        print(save_invoke_response(args.out, result))
+    else:
+        print(json.dumps(result, indent=2))
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200
     return EXIT_FAILED if status >= 400 or (isinstance(result, dict) and "error" in result) else EXIT_OK
+
+
+def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
+    """Save the inline PNGs of a handler response as files and the document as result.json.
+
+    Each ``{"png_base64": ...}`` location becomes ``{"path": "mask-K.png"}`` in the saved document.
+    A response with an API Gateway envelope is unwrapped from its JSON body first.
+
+    Returns:
+        Path of the written result.json.
+    """
+    document = json.loads(result["body"]) if isinstance(result.get("body"), str) else result
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in document.get("images", []):
+        for kind in ("mask", "cutout"):
+            location = image.get(kind)
+            if isinstance(location, dict) and "png_base64" in location:
+                name = f"{kind}-{image['index']}.png"
+                (folder / name).write_bytes(base64.b64decode(location["png_base64"]))
+                image[kind] = {"path": name}
+    path = folder / "result.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
 
 
 def build_segment(

@@ -113,7 +113,25 @@ def test_invoke_prints_handler_response(capsys: pytest.CaptureFixture[str]) -> N
     response: dict[str, Any] = json.loads(captured.out)
     assert code == 0
     assert response["product_id"] == "sample-direct"
-    assert len(response["images"]) == 1
+    assert len(response["images"]) == 4
+
+
+def test_invoke_out_saves_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["invoke", str(EVENTS_DIR / "direct.json"), "--out", str(tmp_path / "demo")])
+
+    saved = json.loads((tmp_path / "demo" / "result.json").read_text())
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "demo" / "result.json")
+    for index, name in enumerate(["packshot.png", "front.jpg", "back.jpg", "detail.jpg"]):
+        image = saved["images"][index]
+        assert image["mask"] == {"path": f"mask-{index}.png"}
+        assert image["cutout"] == {"path": f"cutout-{index}.png"}
+        with Image.open(tmp_path / "demo" / f"mask-{index}.png") as mask:
+            assert mask.size == sample_size(name)
+            assert mask.mode == "L"
+        with Image.open(tmp_path / "demo" / f"cutout-{index}.png") as cutout:
+            assert cutout.size == sample_size(name)
+            assert cutout.mode == "RGBA"
 
 
 def test_invoke_error_response_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,109 @@
+# Developer entry points. `make demo` and `make test` are all a newcomer needs; see README.md.
+#
+# Three virtual environments, kept apart because their pins conflict:
+#   .venv        the service and its tests (Python 3.11+, pyproject.toml with [dev])
+#   .venv-train  training (Python 3.11, torch 2.13.0 CPU build)
+#   .venv-sam    AWS SAM CLI, which pins many packages of its own
+
+PYTHON ?= python3
+PYTHON_TRAIN ?= python3.11
+VENV := .venv
+VENV_TRAIN := .venv-train
+VENV_SAM := .venv-sam
+SAM := $(VENV_SAM)/bin/sam
+SAM_CLI_VERSION ?= 1.170.0
+# Architecture of the Lambda function and of the dependency layer's wheels: x86_64 or arm64.
+ARCH ?= x86_64
+# Interpreter for the layer smoke test; the Lambda runtime is python3.13.
+PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+
+TRAIN_OUT ?= runs/local
+TRAIN_MINUTES ?= 90
+DEMO_OUT ?= out/demo
+SAMPLES := events/samples
+DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
+
+# sam must never reach real AWS from this Makefile: fixed region, placeholder credentials, no telemetry.
+SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	SAM_CLI_TELEMETRY=0 LAMBDA_ARCH=$(ARCH)
+
+.PHONY: venv demo test lint bench eval train samples sam-tools build validate package-size \
+	layer-smoke readme-images clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: venv
+	@echo "Running the Lambda handler in-process on events/direct.json (the sample set, 4 photos)"
+	$(VENV)/bin/fashion-seg invoke events/direct.json --out $(DEMO_OUT)
+	@$(VENV)/bin/python -c 'import json, sys; \
+		doc = json.load(open(sys.argv[1])); \
+		print("Model %s %s, category %s" % (doc["model"]["name"], doc["model"]["version"], doc["category"])); \
+		print("Product colors:"); \
+		print("\n".join("  %s %3d%%  %s (%s)" % (c["hex"], c["percentage"], c["name"], c["family"]) for c in doc["colors"])); \
+		print("Masks and cutouts:"); \
+		print("\n".join("  %s  %s  coverage %.1f%%" % (i["mask"]["path"], i["cutout"]["path"], 100 * i["coverage"]) for i in doc["images"]))' \
+		$(DEMO_OUT)/result.json
+	@echo "All outputs are in $(DEMO_OUT)/"
+
+test: venv
+	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check handler tests
+	$(VENV)/bin/mypy
+
+bench: venv
+	taskset -c 0 $(VENV)/bin/python tests/bench/bench.py --threads 1
+
+eval:
+	$(VENV_TRAIN)/bin/python -m model.training.evaluate
+
+$(VENV_TRAIN)/.installed:
+	test -x $(VENV_TRAIN)/bin/python || $(PYTHON_TRAIN) -m venv $(VENV_TRAIN)
+	$(VENV_TRAIN)/bin/python -m pip install --quiet --disable-pip-version-check \
+		torch==2.13.0 numpy pillow onnx onnxruntime tqdm
+	touch $@
+
+train: $(VENV_TRAIN)/.installed
+	$(VENV_TRAIN)/bin/python -m model.training.train --out $(TRAIN_OUT) --minutes $(TRAIN_MINUTES)
+
+samples: venv
+	$(VENV)/bin/python tests/data/make_samples.py --out $(SAMPLES)
+
+sam-tools: $(VENV_SAM)/.installed
+
+$(VENV_SAM)/.installed:
+	test -x $(VENV_SAM)/bin/python || $(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/python -m pip install --quiet --disable-pip-version-check 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	touch $@
+
+build: sam-tools
+	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCH)
+
+validate: sam-tools
+	$(SAM_ENV) $(SAM) validate --lint
+
+# Unzipped size of the function plus its layers, against the 150 MiB budget (Lambda's own
+# limit is 250 MB); then the built artifacts run once under Python 3.13.
+package-size: build venv
+	$(VENV)/bin/python tests/packaging/package_size.py --build-dir .aws-sam/build
+	$(MAKE) layer-smoke
+
+layer-smoke: venv
+	@if [ -z "$(PYTHON313)" ] || [ "$(ARCH)" != "$$(uname -m)" ]; then \
+		echo "layer-smoke: skipped (needs python3.13 and an $(ARCH) machine)"; \
+	else \
+		$(VENV)/bin/python tests/packaging/smoke_build.py --build-dir .aws-sam/build --python $(PYTHON313); \
+	fi
+
+readme-images: venv
+	$(VENV)/bin/python tests/data/make_readme_images.py --out docs/images
+
+clean:
+	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
+	find handler tests model -name __pycache__ -type d -prune -exec rm -rf {} +
