@@ -57,11 +57,15 @@ lint: venv
 	$(VENV)/bin/ruff check handler tests
 	$(VENV)/bin/mypy
 
-bench: venv
+bench: $(VENV)/.eval-installed
 	taskset -c 0 $(VENV)/bin/python tests/bench/bench.py --threads 1
 
-eval:
-	$(VENV_TRAIN)/bin/python -m model.training.evaluate
+$(VENV)/.eval-installed: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,eval]'
+	touch $@
+
+eval: $(VENV)/.eval-installed
+	$(VENV)/bin/python -m model.training.evaluate
 
 $(VENV_TRAIN)/.installed:
 	test -x $(VENV_TRAIN)/bin/python || $(PYTHON_TRAIN) -m venv $(VENV_TRAIN)

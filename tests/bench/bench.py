@@ -11,7 +11,10 @@ reads no dataset: every photo is drawn here from a fixed seed.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
 import statistics
 import sys
 import time
@@ -30,6 +33,24 @@ from handler.refine import refine_mask
 from handler.segmenter import DEFAULT_MODEL_PATH, Segmenter
 
 SAMPLE_SIZES = [(3000, 2000), (2000, 3000), (2400, 2400), (1600, 1200)]
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs in a fresh interpreter so that imports and the model load count towards the cold start.
+HANDLER_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+from handler import app
+from handler.cli import LocalContext
+imported = time.perf_counter()
+event = json.load(open(sys.argv[1]))
+timings = []
+for run in range(int(sys.argv[2])):
+    begin = time.perf_counter()
+    result = app.lambda_handler(event, LocalContext(aws_request_id=f"bench-{run}"))
+    timings.append((time.perf_counter() - begin) * 1000)
+    assert "error" not in result, result
+print(json.dumps({"import_ms": (imported - started) * 1000, "invocations_ms": timings}))
+"""
 
 
 def generated_photo(height: int, width: int, seed: int) -> NDArray[np.uint8]:
@@ -79,9 +100,7 @@ def main() -> None:
     tall_boxes = [letterbox(photo, segmenter.input_size) for photo in tall]
     tall_probs = segmenter.predict(np.stack([square for square, _ in tall_boxes]))
     regions = [crop_placement(probs, placement) for probs, (_, placement) in zip(tall_probs, tall_boxes, strict=True)]
-    refine_ms = median_ms(
-        lambda: [refine_mask(photo, region) for photo, region in zip(tall, regions, strict=True)], args.runs
-    )
+    refine_ms = median_ms(lambda: [refine_mask(photo, region) for photo, region in zip(tall, regions, strict=True)], args.runs)
 
     set_runs = max(1, args.runs // 2)
     result = segment_set(photos, segmenter)
@@ -96,6 +115,45 @@ def main() -> None:
     print(f"segment_set, 4 photos ({sizes}) (median of {set_runs}): {total_ms:8.1f} ms")
     print("  first run by step: " + ", ".join(f"{key} {value:.1f} ms" for key, value in result.timings_ms.items()))
     print(f"peak RSS:                               {peak_mib:8.1f} MiB")
+    print(f"model file: {args.model.stat().st_size / 1e6:.2f} MB")
+
+    probe = measure_handler(REPO / "events" / "direct.json", args.runs, args.threads)
+    warm = statistics.median(probe["invocations_ms"][1:]) if len(probe["invocations_ms"]) > 1 else float("nan")
+    print("lambda_handler on events/direct.json (4 sample photos), fresh process:")
+    print(f"  imports:                              {probe['import_ms']:8.1f} ms")
+    print(f"  first invocation (loads the model):   {probe['invocations_ms'][0]:8.1f} ms")
+    print(f"  warm invocation (median of {len(probe['invocations_ms']) - 1}):        {warm:8.1f} ms")
+
+    peer_ms = time_peer(photos, args.runs, args.threads)
+    if peer_ms is None:
+        print("peer rembg u2netp: not installed (pip install -e '.[eval]')")
+    else:
+        print(f"peer rembg u2netp, 4 photos at 320 px (median of {args.runs}): {peer_ms:8.1f} ms")
+
+
+def measure_handler(event: Path, runs: int, threads: int) -> dict:
+    """Invoke lambda_handler runs + 1 times in a fresh interpreter; return its import and call times."""
+    env = dict(os.environ, ORT_THREADS=str(threads), POWERTOOLS_LOG_LEVEL="ERROR")
+    completed = subprocess.run(
+        [sys.executable, "-c", HANDLER_PROBE, str(event), str(runs + 1)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def time_peer(photos: list[NDArray[np.uint8]], runs: int, threads: int) -> float | None:
+    """Median time of rembg's u2netp over the photos, with rembg's preprocessing; None if not installed."""
+    try:
+        from model.training.evaluate import PeerModel
+
+        peer = PeerModel(threads)
+    except ImportError:
+        return None
+    return median_ms(lambda: [peer.predict(photo) for photo in photos], runs)
 
 
 if __name__ == "__main__":
