@@ -27,6 +27,11 @@ from PIL import Image
 
 ALPHA_MASK_LEVEL = 128
 """Alpha values at or above this level are on the hard mask, and only those."""
+ALPHA_GAIN = 4.0
+"""Slope of alpha against probability around the threshold; the soft band spans 1 / ALPHA_GAIN in probability."""
+
+_UPSCALE_TILE = 64
+"""Side, in working-resolution pixels, of the tiles that _upscale_by_integer_factor resizes separately."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,8 @@ def refine_mask(
 ) -> RefinedMask:
     """Upsample a probability map to the photo's size along the photo's edges, then clean it.
 
-    The soft alpha is the refined probability shifted so that ``threshold`` maps to
-    0.5: lowering the threshold grows both the mask and the visible cutout.
+    The soft alpha is the refined probability stretched around ``threshold`` (see
+    _soft_alpha): lowering the threshold grows both the mask and the visible cutout.
 
     Args:
         image: (H, W, 3) uint8 RGB photo.
@@ -100,7 +105,8 @@ def refine_mask(
     _check_inputs(image, probs, threshold)
     height, width = image.shape[:2]
 
-    work_image = _shrink_by_integer_factor(image, settings.work_long_side)
+    factor = math.ceil(max(height, width) / settings.work_long_side)
+    work_image = _shrink_by_integer_factor(image, factor)
     refined = guided_upsample(
         work_image, probs, radius=settings.radius, eps=settings.eps, coefficient_scale=settings.coefficient_scale
     )
@@ -110,7 +116,7 @@ def refine_mask(
 
     cleaned = clean_mask(raw_mask, speck_fraction=settings.speck_fraction, hole_fraction=settings.hole_fraction)
     work_alpha = _soft_alpha(refined, raw_mask, cleaned, threshold)
-    alpha = work_alpha if work_alpha.shape == (height, width) else _resize_gray(work_alpha, height, width)
+    alpha = work_alpha if factor <= 1 else _upscale_by_integer_factor(work_alpha, factor, height, width)
     return RefinedMask(alpha=alpha, mask=alpha >= ALPHA_MASK_LEVEL)
 
 
@@ -155,10 +161,12 @@ def guided_upsample(
 
     slopes, offset = _fit_color_guided_filter(fit_guide, fit_probs, radius, eps)
 
+    # The slopes are fitted for RGB in 0-1; scaling them by 1/255 first lets them multiply the uint8 guide directly.
     refined = _resize_float(offset, height, width)
     for channel in range(3):
-        channel_guide = guide[:, :, channel].astype(np.float32) * np.float32(1.0 / 255.0)
-        refined += _resize_float(slopes[:, :, channel], height, width) * channel_guide
+        channel_term = _resize_float(slopes[:, :, channel] * np.float32(1.0 / 255.0), height, width)
+        channel_term *= guide[:, :, channel]
+        refined += channel_term
     return np.clip(refined, 0.0, 1.0, out=refined)
 
 
@@ -240,14 +248,17 @@ def box_mean(values: NDArray[np.float32], radius: int) -> NDArray[np.float32]:
 
 
 def _window_sum_axis(values: NDArray[np.float64], radius: int, axis: int) -> NDArray[np.float64]:
-    """Sum over index - radius .. index + radius along one axis, clipped at the ends."""
-    length = values.shape[axis]
-    index = np.arange(length)
-    upper = np.minimum(index + radius + 1, length)
-    lower = np.maximum(index - radius, 0)
-    leading_zero = np.zeros_like(np.take(values, [0], axis=axis))
-    cumulative = np.concatenate([leading_zero, np.cumsum(values, axis=axis)], axis=axis)
-    return np.take(cumulative, upper, axis=axis) - np.take(cumulative, lower, axis=axis)
+    """Sum over index - radius .. index + radius along axis 0 or 1, clipped at the ends."""
+    moved = np.moveaxis(values, axis, 0)
+    length = moved.shape[0]
+    # padded[k] is the sum of moved[:clip(k - radius, 0, length)], so the window sum at i is
+    # padded[i + 2 radius + 1] - padded[i] without any index arithmetic per element.
+    padded = np.empty((length + 2 * radius + 1, *moved.shape[1:]), dtype=np.float64)
+    padded[: radius + 1] = 0.0
+    np.cumsum(moved, axis=0, out=padded[radius + 1 : radius + 1 + length])
+    padded[radius + 1 + length :] = padded[radius + length]
+    summed = padded[2 * radius + 1 :] - padded[:length]
+    return np.moveaxis(summed, 0, axis)
 
 
 def _window_counts(length: int, radius: int) -> NDArray[np.float64]:
@@ -370,10 +381,14 @@ def _soft_alpha(
 ) -> NDArray[np.uint8]:
     """Map refined probabilities to uint8 alpha with threshold at the mask level.
 
-    Removed specks become 0 and filled holes 255; every other pixel keeps the
-    shifted probability, clamped to its side of ALPHA_MASK_LEVEL.
+    Alpha rises linearly from 0 at threshold - 0.5 / ALPHA_GAIN to 255 at
+    threshold + 0.5 / ALPHA_GAIN, so the background is fully transparent and the
+    product fully opaque, with a soft band only where the probability crosses the
+    threshold. Removed specks become 0 and filled holes 255; every other pixel is
+    clamped to its side of ALPHA_MASK_LEVEL.
     """
-    shifted = np.clip(refined + np.float32(0.5 - threshold), 0.0, 1.0) * np.float32(255.0)
+    stretched = (refined - np.float32(threshold)) * np.float32(ALPHA_GAIN) + np.float32(0.5)
+    shifted = np.clip(stretched, 0.0, 1.0) * np.float32(255.0)
     alpha = np.rint(shifted).astype(np.uint8)
     np.maximum(alpha, ALPHA_MASK_LEVEL, out=alpha, where=cleaned)
     np.minimum(alpha, ALPHA_MASK_LEVEL - 1, out=alpha, where=~cleaned)
@@ -382,16 +397,47 @@ def _soft_alpha(
     return alpha
 
 
-def _shrink_by_integer_factor(image: NDArray[np.uint8], long_side: int) -> NDArray[np.uint8]:
-    """Box-average image by the smallest integer factor that brings its long side to <= long_side."""
-    factor = math.ceil(max(image.shape[:2]) / long_side)
+def _shrink_by_integer_factor(image: NDArray[np.uint8], factor: int) -> NDArray[np.uint8]:
+    """Box-average image over factor x factor blocks.
+
+    Returns:
+        (ceil(H / factor), ceil(W / factor), 3) uint8 RGB; a block cut by the bottom or
+        right border averages the pixels it has. The image itself when factor <= 1.
+    """
     if factor <= 1:
         return image
     return np.asarray(Image.fromarray(image).reduce(factor))
 
 
-def _resize_gray(values: NDArray[np.uint8], height: int, width: int) -> NDArray[np.uint8]:
-    return np.asarray(Image.fromarray(values).resize((width, height), Image.Resampling.BILINEAR))
+def _upscale_by_integer_factor(values: NDArray[np.uint8], factor: int, height: int, width: int) -> NDArray[np.uint8]:
+    """Bilinearly upscale a map made by _shrink_by_integer_factor back to (height, width).
+
+    Each input pixel is the block of factor x factor output pixels it was averaged from,
+    so the last row and column may extend past height and width and are cut.
+    """
+    low_height, low_width = values.shape
+    low_image = Image.fromarray(values)
+    upscaled = np.empty((height, width), dtype=np.uint8)
+    # A bilinear output pixel depends on the 2 x 2 input pixels around it, so a tile whose
+    # input values, plus a 1-pixel margin, are all one value upscales to that value. Pillow
+    # resizes only the other tiles. Given the source box, it uses the same neighbours and
+    # weights as one resize of the whole map, so the result is identical (a unit test checks).
+    for top in range(0, low_height, _UPSCALE_TILE):
+        for left in range(0, low_width, _UPSCALE_TILE):
+            bottom, right = min(top + _UPSCALE_TILE, low_height), min(left + _UPSCALE_TILE, low_width)
+            out_rows = slice(top * factor, min(bottom * factor, height))
+            out_cols = slice(left * factor, min(right * factor, width))
+            neighbourhood = values[max(top - 1, 0) : bottom + 1, max(left - 1, 0) : right + 1]
+            lowest = neighbourhood.min()
+            if lowest == neighbourhood.max():
+                upscaled[out_rows, out_cols] = lowest
+                continue
+            source_box = (left, top, out_cols.stop / factor, out_rows.stop / factor)
+            tile_size = (out_cols.stop - out_cols.start, out_rows.stop - out_rows.start)
+            upscaled[out_rows, out_cols] = np.asarray(
+                low_image.resize(tile_size, Image.Resampling.BILINEAR, box=source_box)
+            )
+    return upscaled
 
 
 def _resize_float(values: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:

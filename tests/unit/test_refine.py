@@ -18,6 +18,7 @@ from handler.refine import (
     refine_mask,
     upsample_bilinear,
 )
+from handler.refine import _upscale_by_integer_factor as upscale_by_integer_factor
 
 SIZE = 160
 
@@ -300,3 +301,28 @@ def test_upsample_bilinear_shape_and_range() -> None:
     assert upsampled.max() <= 1.0
     assert upsampled[0, 0] < 0.1
     assert upsampled[0, -1] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("low_height", "low_width", "factor", "height", "width"),
+    [(150, 100, 4, 600, 400), (150, 100, 4, 597, 399), (101, 67, 3, 301, 200), (5, 3, 7, 29, 20), (1, 1, 2, 2, 1)],
+)
+def test_upscale_by_integer_factor_equals_one_bilinear_resize(
+    low_height: int, low_width: int, factor: int, height: int, width: int
+) -> None:
+    # GIVEN a map with flat 0 and 255 areas, a random patch and a smooth ramp
+    rng = np.random.default_rng(low_height)
+    values = np.zeros((low_height, low_width), dtype=np.uint8)
+    values[low_height // 4 : 3 * low_height // 4, low_width // 4 :] = 255
+    values[: low_height // 3, : low_width // 3] = rng.integers(0, 256, (low_height // 3, low_width // 3))
+    values[-1, :] = np.linspace(0, 255, low_width).astype(np.uint8)
+
+    # WHEN it is upscaled tile by tile
+    upscaled = upscale_by_integer_factor(values, factor, height, width)
+
+    # THEN it equals one Pillow resize of the whole map over the same source box
+    expected = Image.fromarray(values).resize(
+        (width, height), Image.Resampling.BILINEAR, box=(0, 0, width / factor, height / factor)
+    )
+    assert upscaled.shape == (height, width)
+    np.testing.assert_array_equal(upscaled, np.asarray(expected))
