@@ -17,8 +17,10 @@ ARCH ?= x86_64
 # Interpreter for the layer smoke test; the Lambda runtime is python3.13.
 PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
 
+# The Clothing Co-Parsing dataset (images/, labels/, labels.json); never copied into the repository.
+DATASET ?= ../shared/datasets/ccp
 TRAIN_OUT ?= runs/local
-TRAIN_MINUTES ?= 90
+TRAIN_MINUTES ?= 125
 DEMO_OUT ?= out/demo
 SAMPLES := events/samples
 DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
@@ -65,7 +67,7 @@ $(VENV)/.eval-installed: $(VENV)/.installed
 	touch $@
 
 eval: $(VENV)/.eval-installed
-	$(VENV)/bin/python -m model.training.evaluate
+	$(VENV)/bin/python -m model.training.evaluate --dataset $(DATASET)
 
 $(VENV_TRAIN)/.installed:
 	test -x $(VENV_TRAIN)/bin/python || $(PYTHON_TRAIN) -m venv $(VENV_TRAIN)
@@ -74,7 +76,12 @@ $(VENV_TRAIN)/.installed:
 	touch $@
 
 train: $(VENV_TRAIN)/.installed
-	$(VENV_TRAIN)/bin/python -m model.training.train --out $(TRAIN_OUT) --minutes $(TRAIN_MINUTES)
+	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT) \
+		--minutes $(TRAIN_MINUTES) --width 20 --batch 12
+	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
+		--checkpoint $(TRAIN_OUT)/last.pt --out model/fashion-seg.fp32.onnx
+	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
+		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
 
 samples: venv
 	$(VENV)/bin/python tests/data/make_samples.py --out $(SAMPLES)

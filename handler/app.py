@@ -1,14 +1,15 @@
 """Lambda entry point: parse the event, segment the photos, store or return the results.
 
 This is the one module that catches exceptions: an ApiError becomes its status code, anything
-else a 500 with a generic message while the detail goes to the log.
+else a 500 with a generic message while the detail goes to the log. The exception is
+errors.TemporaryFailure, which leaves the handler so that Lambda retries an S3 notification.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from numpy.typing import NDArray
 
-from handler import errors, imaging, legacy, payload, pipeline, request, response, s3_events, storage
+from handler import errors, imaging, legacy, payload, pipeline, request, response, results, s3_events, storage
 from handler.segmenter import Segmenter, get_segmenter
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "fashion-seg"))
@@ -25,6 +26,13 @@ logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "fashion-seg")
 DOUBTFUL_MIN_FRACTION = 0.01
 DOUBTFUL_MAX_FRACTION = 0.95
 """Masks covering less or more of the frame than these are returned but logged as WARNING."""
+
+# Peak RSS of one request, measured with /usr/bin/time -v on a 2-core x86-64 machine:
+# 4 x 4000x4000 noisy JPEG (64 MP) 1.19 GB, 4 x 4000x4000 flat PNG (64 MP) 0.84 GB.
+# 4 x 5000x5000 noisy JPEG (100 MP) took 1.75 GB, too close to the template's default MemorySize of 2048 MB.
+# NOTE: this fixed constant does not follow MemorySize, so lower it when MemorySize is lowered.
+MAX_REQUEST_PIXELS = 64_000_000
+"""Largest accepted sum of width x height over a request's photos, read from their headers."""
 
 _model_logged = False
 
@@ -38,33 +46,75 @@ class Segmentation:
     timings_ms: dict[str, float]
 
 
+@dataclass(frozen=True)
+class ManifestOutcome:
+    """One manifest's entry in the S3 notification reply, and whether a retry could fix its failure."""
+
+    entry: dict[str, Any]
+    temporary: bool = False
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Handle API Gateway, S3, S3 Batch Operations and direct invocations; see handler.request."""
+    """Handle API Gateway, S3, S3 Batch Operations and direct invocations; see handler.request.
+
+    Raises:
+        TemporaryFailure: an S3 notification's manifest failed with a storage or model error.
+    """
     source = request.detect_source(event)
     logger.append_keys(event_source=source.value)
     try:
         parsed = request.parse_event(event, source)
 
         if isinstance(parsed, s3_events.BatchEvent):
-            return response.batch_reply(parsed, [run_batch_task(task) for task in parsed.tasks])
+            return run_batch(parsed)
         if isinstance(parsed, s3_events.ManifestEvent):
-            for ignored in parsed.ignored:
-                logger.info("s3_record_ignored", extra={"bucket": ignored.bucket, "key": ignored.key})
-            return response.manifests_reply([run_manifest_safely(ref) for ref in parsed.manifests], len(parsed.ignored))
+            return run_notification(parsed)
 
         segmentation = segment_request(parsed)
         if parsed.legacy:
             return response.png_response(render_legacy(parsed, segmentation))
-        document = publish(parsed, segmentation)
-        return response.reply(source, 200, document)
+        reply = response.reply(source, 200, publish(parsed, segmentation))
+        response.check_reply_size(reply)
+        return reply
 
+    except errors.TemporaryFailure:
+        raise
     except errors.ApiError as err:
         log_api_error(err)
         return response.error_reply(source, err)
     except Exception:
         logger.exception("request_failed")
         return response.error_reply(source, errors.InternalError())
+
+
+def run_notification(notification: s3_events.ManifestEvent) -> dict[str, Any]:
+    """Run every manifest of an S3 notification and report each one's result or error.
+
+    Lambda retries an asynchronous invocation that raised, twice by default (MaximumRetryAttempts
+    of the function's event invoke config, per the AWS Lambda guide on asynchronous error
+    handling). A retry runs every manifest of the event again. Each run replaces its product's
+    stored results, so a manifest that succeeded before is only written again.
+
+    Raises:
+        TemporaryFailure: after all manifests ran, when any failed with a 5xx storage or model
+            error. Errors of the request (4xx) and unexpected errors are only reported.
+    """
+    for ignored in notification.ignored:
+        logger.info("s3_record_ignored", extra={"bucket": ignored.bucket, "key": ignored.key})
+    for problem in notification.malformed:
+        logger.warning("s3_record_malformed", extra={"problem": problem})
+
+    outcomes = [run_manifest_safely(manifest) for manifest in notification.manifests]
+
+    retried = [outcome.entry["manifest"] for outcome in outcomes if outcome.temporary]
+    if retried:
+        logger.error("manifests_failed_temporarily", extra={"manifests": retried, "manifest_count": len(outcomes)})
+        raise errors.TemporaryFailure(
+            f"{len(retried)} of {len(outcomes)} manifests failed with a storage or model error: {', '.join(retried)}."
+        )
+    entries = [outcome.entry for outcome in outcomes]
+    return response.manifests_reply(entries, len(notification.ignored), len(notification.malformed))
 
 
 def run_manifest(manifest: payload.S3Ref) -> dict[str, Any]:
@@ -74,20 +124,35 @@ def run_manifest(manifest: payload.S3Ref) -> dict[str, Any]:
     return publish(segment, segment_request(segment))
 
 
-def run_manifest_safely(manifest: payload.S3Ref) -> dict[str, Any]:
+def run_manifest_safely(manifest: payload.S3Ref) -> ManifestOutcome:
     """Run one manifest of an S3 notification, turning its failure into an error entry."""
     try:
-        return {"manifest": manifest.uri, **run_manifest(manifest)}
+        return ManifestOutcome({"manifest": manifest.uri, **run_manifest(manifest)})
     except errors.ApiError as err:
         log_api_error(err, manifest=manifest.uri)
-        return {"manifest": manifest.uri, **response.error_document(err)}
+        return ManifestOutcome({"manifest": manifest.uri, **response.error_document(err)}, err.status_code >= 500)
     except Exception:
         logger.exception("manifest_failed", extra={"manifest": manifest.uri})
-        return {"manifest": manifest.uri, **response.error_document(errors.InternalError())}
+        return ManifestOutcome({"manifest": manifest.uri, **response.error_document(errors.InternalError())})
+
+
+def run_batch(batch: s3_events.BatchEvent) -> dict[str, Any]:
+    """Run every task of an S3 Batch Operations event.
+
+    Tasks without a taskId get no result entry, which the reply's treatMissingKeysAs makes a
+    permanent failure.
+    """
+    for problem in batch.unidentified:
+        logger.warning("batch_task_unidentified", extra={"problem": problem})
+    return response.batch_reply(batch, [run_batch_task(task) for task in batch.tasks])
 
 
 def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
     """Run one S3 Batch Operations task; 5xx errors are temporary (retried), the rest permanent."""
+    if task.manifest is None:
+        error: errors.ApiError = errors.InvalidRequestError(task.problem or "Task names no manifest.")
+        logger.warning("batch_task_malformed", extra={"task_id": task.task_id, "problem": error.message})
+        return response.BatchTaskResult(task.task_id, "PermanentFailure", f"{error.code}: {error.message}")
     try:
         document = run_manifest(task.manifest)
         return response.BatchTaskResult(task.task_id, "Succeeded", document["result_uri"])
@@ -104,15 +169,22 @@ def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
 
 
 def segment_request(segment: payload.SegmentRequest) -> Segmentation:
-    """Read and decode every photo, then run the pipeline on the set; nothing is written yet."""
+    """Read and decode every photo, then run the pipeline on the set; nothing is written yet.
+
+    Raises:
+        ImageTooLargeError: the photos' headers add up to more than MAX_REQUEST_PIXELS, checked
+            before any photo is decoded, or one photo is over the decoder's own limit.
+        ApiError: any other unreadable or undecodable photo, or a pipeline argument out of range.
+    """
     started = time.perf_counter()
     encoded = [read_image(source) for source in segment.images]
     read_ms = (time.perf_counter() - started) * 1000
+    check_total_pixels(segment.images, encoded)
 
     images, decode_ms = [], []
     for source, data in zip(segment.images, encoded, strict=True):
         started = time.perf_counter()
-        images.append(decode_photo(data, source.index))
+        images.append(decode_photo(data, source))
         decode_ms.append((time.perf_counter() - started) * 1000)
 
     segmenter = load_segmenter()
@@ -134,19 +206,47 @@ def read_image(source: payload.ImageSource) -> bytes:
         return source.data
     if source.s3 is None:
         raise errors.InvalidRequestError(
-            f"Image {source.index} has neither data nor an S3 URI.", image_index=source.index
+            f"{sentence_start(source.label)} has neither data nor an S3 URI.", image_index=source.index
         )
     return storage.read_object(source.s3, image_index=source.index)
 
 
-def decode_photo(data: bytes, index: int) -> NDArray[np.uint8]:
-    """Decode one photo, translating the decoder's errors into API errors that carry its index."""
+def check_total_pixels(sources: Sequence[payload.ImageSource], encoded: Sequence[bytes]) -> None:
+    """Reject a request whose photos together exceed MAX_REQUEST_PIXELS, reading only their headers.
+
+    A photo whose header cannot be read is left out of the sum, because decode_photo then
+    raises the reason.
+
+    Raises:
+        ImageTooLargeError: the message gives the total, each photo's size and the limit.
+    """
+    sizes = [(source, imaging.read_image_size(data)) for source, data in zip(sources, encoded, strict=True)]
+    known = [(source, size) for source, size in sizes if size is not None]
+    total = sum(width * height for _, (width, height) in known)
+    if total <= MAX_REQUEST_PIXELS:
+        return
+    listed = ", ".join(f"{source.label} is {width} x {height}" for source, (width, height) in known)
+    raise errors.ImageTooLargeError(
+        f"The photos of this request total {total / 1e6:.1f} MP ({listed}); at most "
+        f"{MAX_REQUEST_PIXELS / 1e6:.0f} MP are accepted per request. Send fewer photos or downscale them."
+    )
+
+
+def decode_photo(data: bytes, source: payload.ImageSource) -> NDArray[np.uint8]:
+    """Decode one photo, translating the decoder's errors into API errors that name the photo."""
     try:
         return imaging.decode_image(data)
     except imaging.ImageTooLargeError as err:
-        raise errors.ImageTooLargeError(f"Image {index}: {err}", image_index=index) from err
+        raise errors.ImageTooLargeError(f"{sentence_start(source.label)}: {err}", image_index=source.index) from err
     except imaging.UndecodableImageError as err:
-        raise errors.ImageNotDecodableError(f"Image {index} could not be decoded: {err}", image_index=index) from err
+        raise errors.ImageNotDecodableError(
+            f"{sentence_start(source.label)} could not be decoded: {err}", image_index=source.index
+        ) from err
+
+
+def sentence_start(text: str) -> str:
+    """Return text with its first letter in upper case, for a label that starts a message."""
+    return text[:1].upper() + text[1:]
 
 
 def load_segmenter() -> Segmenter:
@@ -178,11 +278,16 @@ def render_legacy(segment: payload.SegmentRequest, segmentation: Segmentation) -
 
 
 def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict[str, Any]:
-    """Encode the masks and cutouts, store them with result.json (written last) or inline them.
+    """Encode the masks and cutouts, then store them with result.json in S3 or return them inline.
 
     S3 and Batch Operations requests without OUTPUT_BUCKET write to the manifest's own bucket.
+
     Returns:
-        The result document; for stored results it also carries ``result_uri``.
+        The result document; for stored results it also carries ``result_uri`` and equals the
+        stored result.json.
+    Raises:
+        ResponseTooLargeError: the inline PNGs alone would exceed Lambda's response limit.
+        StorageError: a write failed; see results.store_results.
     """
     started = time.perf_counter()
     pngs = response.encode_views(segmentation.result)
@@ -190,33 +295,20 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
     bucket = storage.output_bucket() or (segment.manifest.bucket if segment.manifest else None)
 
     if bucket is None:
+        # The request is logged before the size check, so a rejected response still has its line.
+        log_request(segment, {**segmentation.result.timings_ms, **timings}, upload_ms=0.0)
+        response.check_inline_size(pngs)
         locations = [(response.inline_location(png.mask), response.inline_location(png.cutout)) for png in pngs]
-        document = response.result_document(
+        return response.result_document(
             segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=timings
         )
-        log_request(segment, document["timings_ms"], upload_ms=0.0)
-        return document
-
-    folder = f"{s3_events.output_prefix()}{segment.product_id}/"
-    files, locations = [], []
-    for index, png in enumerate(pngs):
-        mask_key, cutout_key = f"{folder}mask-{index}.png", f"{folder}cutout-{index}.png"
-        files += [
-            storage.OutputFile(mask_key, png.mask, "image/png"),
-            storage.OutputFile(cutout_key, png.cutout, "image/png"),
-        ]
-        locations.append((response.s3_location(bucket, mask_key), response.s3_location(bucket, cutout_key)))
-    document = response.result_document(
-        segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=timings
-    )
-    files.append(
-        storage.OutputFile(f"{folder}result.json", json.dumps(document, indent=2).encode("utf-8"), "application/json")
-    )
 
     started = time.perf_counter()
-    storage.write_objects(bucket, files)
-    log_request(segment, document["timings_ms"], upload_ms=(time.perf_counter() - started) * 1000)
-    return {**document, "result_uri": f"s3://{bucket}/{folder}result.json"}
+    stored = results.store_results(bucket, segment.product_id, segmentation.result, pngs, timings_ms=timings)
+    log_request(segment, stored.document["timings_ms"], upload_ms=(time.perf_counter() - started) * 1000)
+    if stored.undeleted:
+        logger.warning("stale_results_not_deleted", extra={"product_id": segment.product_id, "uris": stored.undeleted})
+    return stored.document
 
 
 def log_view(source: payload.ImageSource, view: pipeline.ViewResult, *, decode_ms: float) -> None:

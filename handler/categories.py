@@ -1,8 +1,9 @@
 """Product category vocabulary and the shop aliases that map onto it.
 
 The vocabulary lives in ``handler/data/categories.json``. A category's id is its
-index in ``CATEGORY_NAMES`` and is what the model's ``category`` input receives;
-id 0 (``unknown``) means no hint.
+index in ``CATEGORY_NAMES`` and is what the model's ``category`` input receives.
+Id 0 (``unknown``) is the model's "no hint" value, so callers cannot send its name:
+they omit the category instead. ``ACCEPTED_CATEGORIES`` lists the names they can send.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def _load_vocabulary(path: Path) -> tuple[tuple[str, ...], dict[str, str]]:
 
     Returns:
         (names indexed by id, alias key -> vocabulary name). The alias table also
-        maps every vocabulary name to itself.
+        maps every vocabulary name except id 0's to itself.
     Raises:
-        ValueError: ids are not 0..n-1 in order, or an alias names no category.
+        ValueError: ids are not 0..n-1 in order, or an alias names no category or id 0's.
     """
     document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     entries = document["categories"]
@@ -60,10 +61,11 @@ def _load_vocabulary(path: Path) -> tuple[tuple[str, ...], dict[str, str]]:
         raise ValueError(f"{path}: category ids must be 0..{len(entries) - 1} in order, got {ids}")
     names = tuple(str(entry["name"]) for entry in entries)
 
-    aliases = {normalize_category_key(name): name for name in names}
+    # Id 0 is reached by sending no category, so its name is not an accepted value.
+    aliases = {normalize_category_key(name): name for name in names[1:]}
     for alias, target in document.get("aliases", {}).items():
-        if target not in names:
-            raise ValueError(f"{path}: alias {alias!r} maps to {target!r}, which is not a category name")
+        if target not in names[1:]:
+            raise ValueError(f"{path}: alias {alias!r} maps to {target!r}, which is not an accepted category name")
         aliases[normalize_category_key(alias)] = target
     return names, aliases
 
@@ -71,10 +73,13 @@ def _load_vocabulary(path: Path) -> tuple[tuple[str, ...], dict[str, str]]:
 _NAMES, _ALIASES = _load_vocabulary(CATEGORIES_PATH)
 
 CATEGORY_NAMES: tuple[str, ...] = _NAMES
-"""Vocabulary names; the index of a name is its category id."""
+"""Model vocabulary; the index of a name is its category id, and id 0 means no hint."""
+
+ACCEPTED_CATEGORIES: tuple[str, ...] = _NAMES[1:]
+"""Category names a caller can send: every vocabulary name except id 0's."""
 
 CATEGORY_ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
-"""Normalized alias key -> vocabulary name; includes every vocabulary name."""
+"""Normalized alias key -> vocabulary name; includes every name in ACCEPTED_CATEGORIES."""
 
 
 def resolve_category(value: str | None) -> str | None:
@@ -86,18 +91,19 @@ def resolve_category(value: str | None) -> str | None:
     Returns:
         The vocabulary name, or None when no category was given.
     Raises:
-        UnknownCategoryError: value is not a string, or matches no name or alias.
+        UnknownCategoryError: value is not a string, or matches no accepted name or
+            alias. The name of id 0 ("unknown") is rejected too.
     """
     if value is None:
         return None
     if not isinstance(value, str):
-        raise UnknownCategoryError(value, CATEGORY_NAMES)
+        raise UnknownCategoryError(value, ACCEPTED_CATEGORIES)
     key = normalize_category_key(value)
     if not key:
         return None
     name = CATEGORY_ALIASES.get(key)
     if name is None:
-        raise UnknownCategoryError(value, CATEGORY_NAMES)
+        raise UnknownCategoryError(value, ACCEPTED_CATEGORIES)
     return name
 
 
@@ -105,7 +111,7 @@ def category_id(name: str | None) -> int:
     """Return the model's category id for a name or alias; None gives 0 (no hint).
 
     Raises:
-        UnknownCategoryError: name matches no vocabulary name or alias.
+        UnknownCategoryError: name matches no accepted name or alias.
     """
     resolved = resolve_category(name)
     if resolved is None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import json
 import logging
+import mimetypes
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -26,10 +28,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tqdm import tqdm
 
 from handler import app, errors, payload, response
+from handler.batch_manifest import BATCH_DESCRIPTION, ManifestError, check_entry_fields, check_manifest
+from handler.categories import ACCEPTED_CATEGORIES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
+
 
 
 class CliError(Exception):
@@ -48,7 +53,11 @@ class LocalContext:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the console script)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:
+        # argparse exits after --help (0) and after printing a usage error (2).
+        return stop.code if isinstance(stop.code, int) else EXIT_INVALID_INPUT
     # The handler logs JSON lines to stdout for CloudWatch; here stdout carries the result.
     log_handler = cast(logging.StreamHandler, app.logger.registered_handler)  # Powertools' default handler
     previous_stream, previous_level = log_handler.setStream(sys.stderr), app.logger.log_level
@@ -83,8 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(segment)
     segment.set_defaults(run=run_segment)
 
-    batch = commands.add_parser("batch", help="segment every product listed in a manifest file")
-    batch.add_argument("manifest", type=Path, help='JSON list of {"id": str, "images": [path, ...], "category": str}')
+    batch = commands.add_parser(
+        "batch",
+        help="segment every product listed in a manifest file",
+        description=BATCH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument(
+        "manifest", type=Path, help='JSON list of {"id": str, "images": [path, ...], "category": str}; see above'
+    )
     batch.add_argument("--out", required=True, type=Path, help="output folder; each product goes to OUT/<id>/")
     add_options(batch, category=False)
     batch.set_defaults(run=run_batch)
@@ -95,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="folder to save the inline masks and cutouts of a JSON response as PNG files, plus result.json",
+        help="folder to save the response in: the inline masks and cutouts of a JSON response as PNG files "
+        "plus result.json, or a non-JSON body (the /predict PNG) as response.png",
     )
     invoke.set_defaults(run=run_invoke)
     return parser
@@ -103,14 +120,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_options(parser: argparse.ArgumentParser, *, category: bool = True) -> None:
     parser.add_argument(
-        "--threshold", type=float, default=payload.DEFAULT_THRESHOLD, help="mask probability cut, 0-1 (default: 0.5)"
+        "--threshold",
+        type=parse_threshold_option,
+        default=payload.DEFAULT_THRESHOLD,
+        help=f"mask probability cut, 0-1 (default: {payload.DEFAULT_THRESHOLD})",
     )
     if category:
-        parser.add_argument("--category", default=None, help="category hint, a name or alias such as top or sneakers")
+        parser.add_argument(
+            "--category",
+            type=parse_category_option,
+            default=None,
+            help=f"category hint: {', '.join(ACCEPTED_CATEGORIES)}, or an alias such as sneakers",
+        )
+
+
+def parse_threshold_option(text: str) -> float:
+    """Parse --threshold, so that a value outside [0, 1] stops the command before any work."""
+    try:
+        return payload.parse_threshold(text)
+    except errors.ApiError as err:
+        raise argparse.ArgumentTypeError(err.message) from err
+
+
+def parse_category_option(text: str) -> str | None:
+    """Resolve --category to a vocabulary name, so that an unknown value stops the command early."""
+    try:
+        return payload.parse_category(text)
+    except errors.ApiError as err:
+        raise argparse.ArgumentTypeError(err.message) from err
 
 
 def run_segment(args: argparse.Namespace) -> int:
     """Segment one product's photos into args.out."""
+    check_out_folder(args.out)
     segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=args.out.name)
     write_outputs(args.out, segment)
     print(args.out / "result.json")
@@ -120,22 +162,22 @@ def run_segment(args: argparse.Namespace) -> int:
 def run_batch(args: argparse.Namespace) -> int:
     """Segment every set of a manifest; a failed set gets error.json and the run goes on."""
     sets = read_batch_manifest(args.manifest)
+    check_out_folder(args.out)
     base = args.manifest.resolve().parent
     failed = []
     for entry in tqdm(sets, desc="segmenting", unit="set", file=sys.stderr):
-        folder = args.out / entry["id"]
+        set_id = entry["id"]
+        folder = args.out / set_id
         try:
-            paths = [resolve_path(base, name) for name in entry["images"]]
-            segment = build_segment(
-                paths, threshold=args.threshold, category=entry.get("category"), product_id=entry["id"]
-            )
+            check_entry_fields(entry)
+            paths = [base / name for name in entry["images"]]
+            segment = build_segment(paths, threshold=args.threshold, category=entry.get("category"), product_id=set_id)
             write_outputs(folder, segment)
-        except (errors.ApiError, CliError) as err:
-            failed.append(entry["id"])
+        except (errors.ApiError, CliError, ManifestError) as err:
+            failed.append(set_id)
             api_error = err if isinstance(err, errors.ApiError) else errors.InvalidRequestError(str(err))
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "error.json").write_text(json.dumps(response.error_document(api_error), indent=2) + "\n")
-            tqdm.write(f"fashion-seg: set {entry['id']} failed: {api_error.message}", file=sys.stderr)
+            tqdm.write(f"fashion-seg: set {set_id} failed: {api_error.message}", file=sys.stderr)
+            write_error_document(folder, api_error)
     if failed:
         print(
             f"fashion-seg: {len(failed)} of {len(sets)} sets failed: {', '.join(failed)}; see their error.json",
@@ -146,30 +188,72 @@ def run_batch(args: argparse.Namespace) -> int:
 
 
 def run_invoke(args: argparse.Namespace) -> int:
-    """Invoke lambda_handler on an event file; exit 1 when the function reported an error."""
+    """Invoke lambda_handler on an event file; exit 1 when the function reported a failure."""
     event = read_json(args.event, description="event file")
+    if args.out is not None:
+        check_out_folder(args.out)
     # LocalContext has every attribute the handler and its logger read.
     context = cast(LambdaContext, LocalContext(aws_request_id=f"local-{uuid.uuid4()}"))
-    result = app.lambda_handler(event, context)
+    try:
+        result = app.lambda_handler(event, context)
+    except errors.TemporaryFailure as err:
+        # Lambda retries an S3 notification whose handler raised this.
+        print(f"fashion-seg: the function failed and Lambda would retry the event: {err}", file=sys.stderr)
+        return EXIT_FAILED
     if args.out is not None and isinstance(result, dict):
         print(save_invoke_response(args.out, result))
     else:
         print(json.dumps(result, indent=2))
-    status = result.get("statusCode", 200) if isinstance(result, dict) else 200
-    return EXIT_FAILED if status >= 400 or (isinstance(result, dict) and "error" in result) else EXIT_OK
+    return EXIT_FAILED if invoke_failed(event, result) else EXIT_OK
+
+
+def invoke_failed(event: object, result: object) -> bool:
+    """Check whether the handler's return value reports a failure.
+
+    These count as failures: an HTTP status of 400 or more, an error document, and an S3
+    notification reply with an "error" in any manifest entry. An S3 Batch Operations reply
+    fails when a task's resultCode is not "Succeeded" or a task of the event has no result.
+    """
+    if not isinstance(result, dict):
+        return False
+    status = result.get("statusCode", 200)
+    if (isinstance(status, int) and status >= 400) or "error" in result:
+        return True
+    manifests = result.get("manifests")
+    if isinstance(manifests, list) and any(isinstance(entry, dict) and "error" in entry for entry in manifests):
+        return True
+    tasks = result.get("results")
+    if "invocationSchemaVersion" in result and isinstance(tasks, list):
+        expected = len(event.get("tasks", [])) if isinstance(event, dict) else 0
+        not_succeeded = [task for task in tasks if not isinstance(task, dict) or task.get("resultCode") != "Succeeded"]
+        return bool(not_succeeded) or len(tasks) < expected
+    return False
 
 
 def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
-    """Save the inline PNGs of a handler response as files and the document as result.json.
+    """Save a handler response under folder and return the path of the file to show.
 
-    Each ``{"png_base64": ...}`` location becomes ``{"path": "mask-K.png"}`` in the saved document.
-    A response with an API Gateway envelope is unwrapped from its JSON body first.
+    A JSON document has each ``{"png_base64": ...}`` location saved as a PNG file and replaced by
+    ``{"path": "mask-K.png"}``, and is written to result.json. A response with an API Gateway
+    envelope is unwrapped from its body first, and a body that is not JSON (the /predict route's
+    PNG) is saved as response.png, base64-decoded when isBase64Encoded is true.
 
     Returns:
-        Path of the written result.json.
+        Path of the written result.json, or of the saved body.
+    Raises:
+        CliError: folder cannot be created, or a base64-encoded body is not valid base64.
     """
-    document = json.loads(result["body"]) if isinstance(result.get("body"), str) else result
-    folder.mkdir(parents=True, exist_ok=True)
+    body = result.get("body")
+    if not isinstance(body, str):
+        document = result
+    elif result.get("isBase64Encoded") or "json" not in header_value(result, "Content-Type", default="json"):
+        return save_body(folder, result, body)
+    else:
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError:
+            return save_body(folder, result, body)
+    make_folder(folder)
     for image in document.get("images", []):
         for kind in ("mask", "cutout"):
             location = image.get(kind)
@@ -182,10 +266,39 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
     return path
 
 
+def header_value(result: Mapping[str, Any], name: str, *, default: str) -> str:
+    """Return a response header's value, matching the name case-insensitively."""
+    headers = result.get("headers")
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == name.lower():
+                return str(value)
+    return default
+
+
+def save_body(folder: Path, result: Mapping[str, Any], body: str) -> Path:
+    """Save a non-JSON response body as response.<ext>, the extension taken from its Content-Type."""
+    media_type = header_value(result, "Content-Type", default="application/octet-stream").split(";")[0].strip()
+    if result.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except binascii.Error as err:
+            raise CliError(f"the response body is marked isBase64Encoded but is not valid base64: {err}") from err
+    else:
+        data = body.encode("utf-8")
+    make_folder(folder)
+    path = folder / f"response{mimetypes.guess_extension(media_type) or '.bin'}"
+    path.write_bytes(data)
+    return path
+
+
 def build_segment(
     paths: Sequence[Path], *, threshold: float, category: str | None, product_id: str
 ) -> tuple[payload.SegmentRequest, app.Segmentation]:
-    """Read, validate and segment local photos; raises ApiError or CliError on bad input."""
+    """Read, validate and segment local photos; raises ApiError or CliError on bad input.
+
+    An ApiError about one photo is raised again with the photo's path in front of its message.
+    """
     payload.check_image_count(len(paths))
     sources = tuple(
         payload.ImageSource(index=index, data=read_file(path, description=f"image {index}"))
@@ -197,13 +310,19 @@ def build_segment(
         category=payload.parse_category(category),
         product_id=product_id,
     )
-    return segment, app.segment_request(segment)
+    try:
+        return segment, app.segment_request(segment)
+    except errors.ApiError as err:
+        if err.image_index is None or not 0 <= err.image_index < len(paths):
+            raise
+        path = paths[err.image_index]
+        raise type(err)(f"{path}: {err.message}", image_index=err.image_index) from err
 
 
 def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Segmentation]) -> None:
     """Write mask-K.png, cutout-K.png and, last, result.json into folder."""
     segment, segmentation = segmented
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     locations = []
     for index, pngs in enumerate(response.encode_views(segmentation.result)):
         (folder / f"mask-{index}.png").write_bytes(pngs.mask)
@@ -216,31 +335,35 @@ def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Seg
 
 
 def read_batch_manifest(path: Path) -> list[dict[str, Any]]:
-    """Load and validate a batch manifest: a list of objects with a unique safe "id" and "images"."""
+    """Load a batch manifest and check its list and ids; see batch_manifest.check_manifest."""
     sets = read_json(path, description="manifest")
-    if not isinstance(sets, list):
-        raise CliError(f'{path}: expected a JSON list of {{"id", "images"}} objects, got {type(sets).__name__}')
-    seen: set[str] = set()
-    for position, entry in enumerate(sets):
-        if not isinstance(entry, dict) or not isinstance(entry.get("images"), list):
-            raise CliError(f'{path}: entry {position} must be an object with an "images" list')
-        try:
-            payload.parse_product_id(entry.get("id"))
-        except errors.InvalidRequestError as err:
-            raise CliError(f"{path}: entry {position}: {err.message}") from err
-        if entry["id"] in seen:
-            raise CliError(
-                f"{path}: entry {position} repeats the id {entry['id']!r}; ids name output folders and must be unique"
-            )
-        seen.add(entry["id"])
-    return sets
+    try:
+        return check_manifest(path, sets)
+    except ManifestError as err:
+        raise CliError(str(err)) from err
 
 
-def resolve_path(base: Path, name: object) -> Path:
-    """Resolve a manifest image path against the manifest's folder; absolute paths stay as they are."""
-    if not isinstance(name, str) or not name:
-        raise CliError(f"image path {name!r} must be a non-empty string")
-    return base / name
+def write_error_document(folder: Path, error: errors.ApiError) -> None:
+    """Write a failed set's error.json, or report on stderr when the folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.json").write_text(json.dumps(response.error_document(error), indent=2) + "\n")
+    except OSError as err:
+        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err.strerror}", file=sys.stderr)
+
+
+def check_out_folder(path: Path) -> None:
+    """Reject an --out path that exists and is not a folder, before any work is done."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--out {path} is an existing file; give a folder path, which is created if missing")
+
+
+def make_folder(path: Path) -> None:
+    """Create an output folder and its parents, reporting failure as a CliError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create the output folder {path}: {err.strerror}") from err
 
 
 def read_file(path: Path, *, description: str) -> bytes:

@@ -8,6 +8,9 @@ renders them as ``{"error": {"code", "message", "image_index"}}``. Pure modules 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 MAX_VALUE_CHARS = 60
 """Maximum characters of a caller's value quoted in a message."""
 
@@ -21,7 +24,12 @@ def quote_value(value: object, *, limit: int = MAX_VALUE_CHARS) -> str:
     Returns:
         The repr of value, ending in "..." when it was longer than limit.
     """
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        # repr raises ValueError for an int over sys.get_int_max_str_digits() digits,
+        # and RecursionError for very deeply nested lists and dicts.
+        text = f"<{type(value).__name__} too large to quote>"
     if len(text) <= limit:
         return text
     return text[:limit] + "..."
@@ -32,6 +40,8 @@ class ApiError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
+    headers: ClassVar[Mapping[str, str]] = {}
+    """HTTP headers added to the API Gateway response of this error."""
 
     def __init__(self, message: str, *, image_index: int | None = None) -> None:
         super().__init__(message)
@@ -75,7 +85,7 @@ class ImageNotDecodableError(ApiError):
 
 
 class ImageTooLargeError(ApiError):
-    """A photo exceeds the byte or pixel limit."""
+    """A photo exceeds the byte or pixel limit, or the request's photos together exceed the pixel limit."""
 
     status_code = 413
     code = "image_too_large"
@@ -86,6 +96,28 @@ class PayloadTooLargeError(ApiError):
 
     status_code = 413
     code = "payload_too_large"
+
+
+class ResponseTooLargeError(ApiError):
+    """The inline response would exceed Lambda's response size limit."""
+
+    status_code = 413
+    code = "response_too_large"
+
+
+class RouteNotFoundError(ApiError):
+    """The API path is neither /segment nor /predict."""
+
+    status_code = 404
+    code = "route_not_found"
+
+
+class MethodNotAllowedError(ApiError):
+    """The API request uses an HTTP method other than POST."""
+
+    status_code = 405
+    code = "method_not_allowed"
+    headers: ClassVar[Mapping[str, str]] = {"Allow": "POST"}
 
 
 class UnknownCategoryError(ApiError):
@@ -131,3 +163,7 @@ class InternalError(ApiError):
 
     def __init__(self) -> None:
         super().__init__("Internal error while segmenting the images; see the function log for the request id.")
+
+
+class TemporaryFailure(Exception):
+    """An S3-triggered run failed for a temporary reason; raised out of the handler so that Lambda retries the event."""

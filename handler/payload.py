@@ -14,6 +14,7 @@ import binascii
 import json
 import math
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ JSON_FIELDS = ("images", "threshold", "category")
 
 _PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
+# S3 general purpose bucket naming rules: 3-63 characters of lowercase letters, digits, '.' and '-',
+# starting and ending with a letter or digit, no '..', and not shaped like an IPv4 address.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_ADDRESS = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
+
 
 @dataclass(frozen=True)
 class S3Ref:
@@ -48,11 +54,26 @@ class S3Ref:
 
 @dataclass(frozen=True)
 class ImageSource:
-    """One photo of a request: raw encoded bytes, or where to read them. Exactly one is set."""
+    """One photo of a request: raw encoded bytes, or where to read them. Exactly one is set.
+
+    Attributes:
+        index: 0-based position of the photo in the request.
+        data: the encoded file, for base64 and multipart photos.
+        s3: where to read the file, for s3:// URIs and manifest entries.
+        field: the multipart form field that carried the photo ("file1".."file4"), else None.
+    """
 
     index: int
     data: bytes | None = None
     s3: S3Ref | None = None
+    field: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Name the photo for messages: "image 1", or "field file4 (image 1)" for form uploads."""
+        if self.field is None:
+            return f"image {self.index}"
+        return f"field {self.field} (image {self.index})"
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,17 @@ def parse_json_object(data: bytes, *, description: str) -> Mapping[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise errors.InvalidRequestError(
             f'The {description} is not valid JSON ({err}); send an object such as {{"images": [...]}}.'
+        ) from err
+    except RecursionError as err:
+        raise errors.InvalidRequestError(
+            f'The {description} nests JSON arrays or objects too deeply to parse; send a flat object such as {{"images": [...]}}.'
+        ) from err
+    except ValueError as err:
+        # json.loads raises a plain ValueError for an integer literal longer than
+        # sys.get_int_max_str_digits() digits (4300 by default).
+        raise errors.InvalidRequestError(
+            f"The {description} contains a number with more than {sys.get_int_max_str_digits()} digits; "
+            "send numbers such as thresholds as short decimals (0.5)."
         ) from err
     if not isinstance(value, dict):
         raise errors.InvalidRequestError(f"The {description} must be a JSON object, received {type(value).__name__}.")
@@ -165,14 +197,31 @@ def parse_image_entry(entry: object, index: int, *, manifest: S3Ref | None) -> I
 
 
 def parse_s3_uri(uri: str, index: int) -> S3Ref:
-    """Split ``s3://bucket/key`` into an S3Ref; raise InvalidRequestError if either part is empty."""
+    """Split ``s3://bucket/key`` into an S3Ref.
+
+    Raises:
+        InvalidRequestError: the bucket or key is empty, or the bucket is not a valid S3 bucket
+            name (access point ARNs and aliases are not accepted).
+    """
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise errors.InvalidRequestError(
             f"images[{index}] {errors.quote_value(uri)} is not a valid S3 URI; expected s3://bucket/key.",
             image_index=index,
         )
+    if not is_valid_bucket_name(bucket):
+        raise errors.InvalidRequestError(
+            f"images[{index}] {errors.quote_value(uri)} has an invalid bucket name {errors.quote_value(bucket)}; "
+            "expected s3://bucket/key where bucket is 3 to 63 lowercase letters, digits, '.' or '-', "
+            "starting and ending with a letter or digit. Access point ARNs are not accepted.",
+            image_index=index,
+        )
     return S3Ref(bucket=bucket, key=key)
+
+
+def is_valid_bucket_name(name: str) -> bool:
+    """Check a general purpose bucket name against the S3 naming rules."""
+    return bool(_BUCKET_NAME.fullmatch(name)) and ".." not in name and not _IPV4_ADDRESS.fullmatch(name)
 
 
 def resolve_manifest_entry(name: str, index: int, manifest: S3Ref) -> S3Ref:
@@ -211,8 +260,7 @@ def decode_base64_image(text: str, index: int) -> bytes:
         data = base64.b64decode(compact, altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as err:
         raise errors.InvalidRequestError(
-            f"images[{index}] {errors.quote_value(text, limit=24)} is neither valid base64 image data "
-            "nor an s3:// URI.",
+            f"images[{index}] {errors.quote_value(text, limit=24)} is neither valid base64 image data nor an s3:// URI.",
             image_index=index,
         ) from err
     if not data:
@@ -252,13 +300,15 @@ def parse_min_prediction_value(value: str | None) -> float:
 
 def _parse_number(value: object, name: str, low: float, high: float) -> float:
     number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
             number = float(value.strip())
-        except ValueError:
-            number = None
+    # float() raises OverflowError for an int beyond the float range (about 1.8e308) and
+    # ValueError for a string that is not a number.
+    except (OverflowError, ValueError):
+        number = None
     if number is None or math.isnan(number) or not low <= number <= high:
         raise errors.InvalidThresholdError(
             f"{name} must be a number between {low:g} and {high:g}; received {errors.quote_value(value)}."

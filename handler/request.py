@@ -22,10 +22,10 @@ import binascii
 import enum
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import multipart
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from handler import errors
 from handler.payload import (
@@ -47,6 +47,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 """Largest accepted request body after base64 decoding: Lambda's synchronous payload limit."""
 
 LEGACY_ROUTE = "/predict"
+ROUTES = ("/segment", LEGACY_ROUTE)
+"""API paths the function serves, matched by the last segment of the request path."""
 
 _DIRECT_FIELDS = (*JSON_FIELDS, "product_id")
 _FORM_FILES = tuple(f"file{number}" for number in range(1, MAX_IMAGES + 1))
@@ -69,15 +71,14 @@ def detect_source(event: object) -> EventSource:
     Args:
         event: the Lambda event as received.
     Returns:
-        The EventSource; anything unrecognized counts as a direct invoke.
+        The EventSource; anything unrecognized counts as a direct invoke. Any event with a
+        ``Records`` key counts as an S3 notification, so that a malformed one is reported as such.
     """
     if not isinstance(event, Mapping):
         return EventSource.DIRECT
-    if "invocationSchemaVersion" in event and "tasks" in event:
+    if "invocationSchemaVersion" in event or ("tasks" in event and "invocationId" in event):
         return EventSource.S3_BATCH
-    records = event.get("Records")
-    first_record = records[0] if isinstance(records, list) and records else None
-    if isinstance(first_record, Mapping) and first_record.get("eventSource") == "aws:s3":
+    if "Records" in event:
         return EventSource.S3_NOTIFICATION
     if "requestContext" in event or "httpMethod" in event:
         return EventSource.API_V2 if event.get("version") == "2.0" else EventSource.API_V1
@@ -96,33 +97,119 @@ def parse_event(event: object, source: EventSource) -> SegmentRequest | Manifest
     Raises:
         ApiError: a subclass from ``handler.errors`` naming the invalid value.
     """
+    if not isinstance(event, Mapping):
+        raise errors.InvalidRequestError(
+            f'Expected a JSON object event, received {type(event).__name__}; send {{"images": [...]}}.'
+        )
     if source is EventSource.S3_BATCH:
-        return parse_batch_event(event)  # type: ignore[arg-type]  # detect_source checked Mapping
+        return parse_batch_event(event)
     if source is EventSource.S3_NOTIFICATION:
-        return parse_s3_notification(event)  # type: ignore[arg-type]  # detect_source checked Mapping
+        return parse_s3_notification(event)
     if source is EventSource.DIRECT:
-        if not isinstance(event, Mapping):
-            raise errors.InvalidRequestError(
-                f'Expected a JSON object event, received {type(event).__name__}; send {{"images": [...]}}.'
-            )
         return parse_payload(event, allowed=_DIRECT_FIELDS, product_id=event.get("product_id"))
-    api_event = APIGatewayProxyEventV2(event) if source is EventSource.API_V2 else APIGatewayProxyEvent(event)  # type: ignore[arg-type]
-    return parse_api_event(api_event)
+    return parse_api_event(read_api_call(event, source))
 
 
-def parse_api_event(event: BaseProxyEvent) -> SegmentRequest:
-    """Parse an API Gateway event of either payload version.
+@dataclass(frozen=True)
+class ApiCall:
+    """The fields of an API Gateway event that this function reads, checked for type.
+
+    Attributes:
+        method: HTTP method, upper case.
+        path: request path; for HTTP APIs it may start with the stage name.
+        body: the body as sent, "" when there is none.
+        is_base64: whether API Gateway base64-encoded the body.
+        headers: header names in lower case mapped to their values.
+        query: query string parameters.
+    """
+
+    method: str
+    path: str
+    body: str
+    is_base64: bool
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+
+
+def read_api_call(event: Mapping[str, Any], source: EventSource) -> ApiCall:
+    """Read the method, path, body, headers and query of an API Gateway event (payload 1.0 or 2.0).
 
     Raises:
+        InvalidRequestError: a field is missing or has the wrong JSON type.
+    """
+    if source is EventSource.API_V2:
+        context = event.get("requestContext")
+        http = context.get("http") if isinstance(context, Mapping) else None
+        method = http.get("method") if isinstance(http, Mapping) else None
+        method_name, path_name, path = "requestContext.http.method", "rawPath", event.get("rawPath")
+    else:
+        method_name, path_name = "httpMethod", "path"
+        method, path = event.get("httpMethod"), event.get("path")
+    _require_api_field(method_name, method, str)
+    _require_api_field(path_name, path, str)
+    body = event.get("body")
+    _require_api_field("body", body, (str, type(None)))
+    is_base64 = event.get("isBase64Encoded", False)
+    _require_api_field("isBase64Encoded", is_base64, (bool, type(None)))
+    headers = event.get("headers")
+    _require_api_field("headers", headers, (Mapping, type(None)))
+    query = event.get("queryStringParameters")
+    _require_api_field("queryStringParameters", query, (Mapping, type(None)))
+    return ApiCall(
+        method=str(method).upper(),
+        path=str(path),
+        body=body or "",
+        is_base64=bool(is_base64),
+        headers={str(name).lower(): str(value) for name, value in (headers or {}).items()},
+        query=dict(query or {}),
+    )
+
+
+def _require_api_field(name: str, value: object, expected: type | tuple[type, ...]) -> None:
+    if not isinstance(value, expected):
+        received = "nothing" if value is None else type(value).__name__
+        raise errors.InvalidRequestError(
+            f"The API Gateway event field {name!r} is missing or has the wrong type (received {received}); "
+            "invoke the function through the API's POST /segment or POST /predict route."
+        )
+
+
+def check_route(call: ApiCall) -> bool:
+    """Match the path to a route and the method to POST; return True for the ``/predict`` route.
+
+    The path matches by its last segment, so stage names and custom domain base paths in front of
+    /segment or /predict are accepted.
+
+    Raises:
+        RouteNotFoundError: the last path segment is neither segment nor predict.
+        MethodNotAllowedError: the method is not POST.
+    """
+    route = "/" + call.path.rstrip("/").rpartition("/")[2]
+    if route not in ROUTES:
+        raise errors.RouteNotFoundError(
+            f"No route for path {errors.quote_value(call.path)}; send POST requests to {' or '.join(ROUTES)}."
+        )
+    if call.method != "POST":
+        raise errors.MethodNotAllowedError(
+            f"Method {errors.quote_value(call.method)} is not allowed on {route}; send a POST request."
+        )
+    return route == LEGACY_ROUTE
+
+
+def parse_api_event(call: ApiCall) -> SegmentRequest:
+    """Parse an API Gateway request after ``read_api_call`` checked its fields.
+
+    Raises:
+        RouteNotFoundError, MethodNotAllowedError: see ``check_route``.
         PayloadTooLargeError: the body exceeds MAX_BODY_BYTES.
         UnsupportedMediaTypeError: the content type is neither JSON nor multipart/form-data,
             or ``/predict`` received something other than multipart/form-data.
         ApiError: any other invalid field, from ``parse_payload`` or ``parse_form``.
     """
-    body = read_body(event)
-    content_type = event.headers.get("content-type") or ""
+    is_legacy = check_route(call)
+    body = read_body(call)
+    content_type = call.headers.get("content-type") or ""
     media_type, options = multipart.parse_options_header(content_type) if content_type else ("", {})
-    is_legacy = event.path.rstrip("/").endswith(LEGACY_ROUTE)
 
     if is_legacy:
         if media_type != "multipart/form-data":
@@ -130,7 +217,7 @@ def parse_api_event(event: BaseProxyEvent) -> SegmentRequest:
                 f"Received content type {errors.quote_value(content_type)} on {LEGACY_ROUTE}; "
                 "send multipart/form-data with fields file1 to file4."
             )
-        threshold = parse_min_prediction_value(event.get_query_string_value("minPredictionValue"))
+        threshold = parse_min_prediction_value(call.query.get("minPredictionValue"))
         return parse_form(body, options.get("boundary", ""), legacy_threshold=threshold)
     if media_type == "multipart/form-data":
         return parse_form(body, options.get("boundary", ""))
@@ -141,10 +228,10 @@ def parse_api_event(event: BaseProxyEvent) -> SegmentRequest:
     )
 
 
-def read_body(event: BaseProxyEvent) -> bytes:
+def read_body(call: ApiCall) -> bytes:
     """Return the request body as bytes, base64-decoded when API Gateway encoded it."""
-    text = event.body or ""
-    if event.is_base64_encoded:
+    text = call.body
+    if call.is_base64:
         try:
             body = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as err:
@@ -180,32 +267,32 @@ def parse_form(body: bytes, boundary: str, *, legacy_threshold: float | None = N
     fields = read_form_fields(body, boundary)
 
     unknown = sorted(name for name in fields if name not in _FORM_FILES + _FORM_FIELDS)
-    numbered = [name for name in unknown if re.fullmatch(r"file[0-9]+", name)]
+    # Only file5, file6, ... mean "more photos"; file0 or file01 are misnamed fields.
+    numbered = [name for name in unknown if re.fullmatch(r"file[1-9][0-9]*", name)]
     if numbered:
         raise errors.TooManyImagesError(
             f"Received form field {errors.quote_value(numbered[0])}; at most {MAX_IMAGES} images "
-            f"(file1 to file{MAX_IMAGES}) "
-            "are accepted per request."
+            f"(fields file1 to file{MAX_IMAGES}) are accepted per request."
         )
     if unknown:
         raise errors.InvalidRequestError(
-            f"Unknown form field {errors.quote_value(unknown[0])}; accepted fields are "
-            f"{', '.join(_FORM_FILES + _FORM_FIELDS)}."
+            f"Unknown form field {errors.quote_value(unknown[0])}; accepted fields are {', '.join(_FORM_FILES + _FORM_FIELDS)}."
         )
     if legacy_threshold is not None and "threshold" in fields:
         raise errors.InvalidRequestError(
             f"{LEGACY_ROUTE} takes the query parameter minPredictionValue, not a threshold field."
         )
 
-    files = [fields[name] for name in _FORM_FILES if name in fields]
-    check_image_count(len(files))
+    names = [name for name in _FORM_FILES if name in fields]
+    check_image_count(len(names))
     images = []
-    for index, data in enumerate(files):
-        if not data:
+    for index, name in enumerate(names):
+        image = ImageSource(index=index, data=fields[name], field=name)
+        if not image.data:
             raise errors.ImageNotDecodableError(
-                f"Image {index} is empty (0 bytes); send a JPEG, PNG or WebP photo.", image_index=index
+                f"{image.label.capitalize()} is empty (0 bytes); send a JPEG, PNG or WebP photo.", image_index=index
             )
-        images.append(ImageSource(index=index, data=data))
+        images.append(image)
     threshold = legacy_threshold if legacy_threshold is not None else parse_threshold(_form_text(fields, "threshold"))
     return SegmentRequest(
         images=tuple(images),

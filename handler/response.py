@@ -7,14 +7,16 @@ The result document (also stored as result.json) is::
      "images": [{"index": int, "width": int, "height": int, "empty": bool, "status": "ok" | "empty",
                  "bbox": [x0, y0, x1, y1] | None, "coverage": float,
                  "mask": Location, "cutout": Location}, ...],
-     "colors": [Color.to_dict(), ...], "timings_ms": {str: float}}
+     "colors": [Color.to_dict(), ...], "timings_ms": {str: float},
+     "result_uri": str}
 
 ``Location`` is ``{"png_base64": str}`` inline, ``{"s3_uri": str, "key": str}`` in S3, or
 ``{"path": str}`` for files the CLI wrote. ``bbox`` is in the photo's pixel frame with exclusive
 x1, y1. ``index`` is the photo's 0-based position in the request and the K of mask-K.png and
 cutout-K.png. Errors are
-``{"error": {"code": str, "message": str, "image_index": int | None}}``. When results were stored in
-S3, the document returned to the caller also carries ``result_uri``, the URI of result.json.
+``{"error": {"code": str, "message": str, "image_index": int | None}}``. ``result_uri``, the URI of
+result.json, is present only when results were stored in S3. The stored result.json and the
+document returned to the caller are then the same.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ Location = dict[str, str]
 {"path": ...} beside result.json when the CLI wrote it."""
 
 _API_SOURCES = (EventSource.API_V1, EventSource.API_V2)
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+"""Largest reply a synchronous invoke may return: Lambda's 6 MB response payload quota, as JSON."""
 
 BatchTaskResult = S3BatchOperationResponseRecord
 """Outcome of one Batch Operations task: task_id, result_code, result_string."""
@@ -80,6 +85,7 @@ def result_document(
     product_id: str,
     locations: Sequence[tuple[Location, Location]],
     timings_ms: Mapping[str, float],
+    result_uri: str | None = None,
 ) -> dict[str, Any]:
     """Build the result document described in the module docstring.
 
@@ -88,13 +94,14 @@ def result_document(
         product_id: the id under which results are stored.
         locations: (mask, cutout) location per view, in view order.
         timings_ms: stage durations in milliseconds, merged over the pipeline's own.
+        result_uri: where result.json is stored, or None for results returned inline.
     """
     images = [
         view_document(index, view, mask, cutout)
         for index, (view, (mask, cutout)) in enumerate(zip(result.views, locations, strict=True))
     ]
     timings = {**result.timings_ms, **timings_ms}
-    return {
+    document: dict[str, Any] = {
         "product_id": product_id,
         "model": {"name": result.model_name, "version": result.model_version},
         "category": result.category,
@@ -103,6 +110,9 @@ def result_document(
         "colors": [color.to_dict() for color in result.colors],
         "timings_ms": {name: round(float(value), 1) for name, value in timings.items()},
     }
+    if result_uri is not None:
+        document["result_uri"] = result_uri
+    return document
 
 
 def view_document(index: int, view: ViewResult, mask: Location, cutout: Location) -> dict[str, Any]:
@@ -134,18 +144,57 @@ def reply(source: EventSource, status_code: int, document: Mapping[str, Any]) ->
 
 
 def error_reply(source: EventSource, error: errors.ApiError) -> dict[str, Any]:
-    """Render an error for the caller with its status code."""
-    return reply(source, error.status_code, error_document(error))
+    """Render an error for the caller with its status code and the error's own headers (Allow)."""
+    if source in _API_SOURCES:
+        return http_response(error.status_code, error_document(error), headers=error.headers)
+    return error_document(error)
 
 
-def http_response(status_code: int, document: Mapping[str, Any]) -> dict[str, Any]:
+def check_inline_size(pngs: Sequence[ViewPngs]) -> None:
+    """Raise if the PNGs alone, base64-encoded, would exceed MAX_RESPONSE_BYTES.
+
+    This runs before the PNGs are base64-encoded and serialized, because those copies of a
+    large result take more memory than the function has.
+
+    Raises:
+        ResponseTooLargeError: see check_reply_size.
+    """
+    _check_size(sum(base64_length(png.mask) + base64_length(png.cutout) for png in pngs))
+
+
+def base64_length(data: bytes) -> int:
+    """Return the length of data once base64-encoded with padding."""
+    return 4 * ((len(data) + 2) // 3)
+
+
+def check_reply_size(reply: Mapping[str, Any]) -> None:
+    """Raise if the reply, serialized as Lambda returns it, exceeds MAX_RESPONSE_BYTES.
+
+    Raises:
+        ResponseTooLargeError: the message gives the size and the two ways to stay under it.
+    """
+    _check_size(len(json.dumps(reply, separators=(",", ":")).encode("utf-8")))
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_RESPONSE_BYTES:
+        raise errors.ResponseTooLargeError(
+            f"The inline response would be at least {size / 1e6:.1f} MB, over Lambda's response limit of "
+            f"{MAX_RESPONSE_BYTES / 1e6:.1f} MB. Configure OUTPUT_BUCKET so that results are stored in S3, "
+            "or send smaller photos."
+        )
+
+
+def http_response(
+    status_code: int, document: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Build an API Gateway proxy response with a JSON body.
 
     REST APIs (payload 1.0) and HTTP APIs (payload 2.0) both accept this shape.
     """
     return {
         "statusCode": status_code,
-        "headers": {"Content-Type": "application/json", **cors_headers()},
+        "headers": {"Content-Type": "application/json", **cors_headers(), **(headers or {})},
         "body": json.dumps(document, separators=(",", ":")),
         "isBase64Encoded": False,
     }
@@ -167,12 +216,13 @@ def cors_headers() -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin} if origin else {}
 
 
-def manifests_reply(entries: Sequence[Mapping[str, Any]], ignored: int) -> dict[str, Any]:
-    """Build the return value for an S3 notification: one entry per manifest, and the skipped-record count.
+def manifests_reply(entries: Sequence[Mapping[str, Any]], ignored: int, malformed: int = 0) -> dict[str, Any]:
+    """Build the return value for an S3 notification: one entry per manifest, and the skipped-record counts.
 
-    Each entry is {"manifest": s3 URI, ...the result document or the error document}.
+    Each entry is {"manifest": s3 URI, ...the result document or the error document}. ``ignored``
+    counts well-formed records for other keys, ``malformed`` records that lack a required field.
     """
-    return {"manifests": [dict(entry) for entry in entries], "ignored": ignored}
+    return {"manifests": [dict(entry) for entry in entries], "ignored": ignored, "malformed": malformed}
 
 
 def batch_reply(batch: BatchEvent, results: Sequence[BatchTaskResult]) -> dict[str, Any]:

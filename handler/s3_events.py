@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3BatchOperationEvent, S3Event
-
 from handler import errors
 from handler.payload import JSON_FIELDS, S3Ref, SegmentRequest, parse_json_object, parse_payload
 
@@ -23,27 +21,44 @@ MANIFEST_NAME = "manifest.json"
 
 @dataclass(frozen=True)
 class ManifestEvent:
-    """Manifests announced by an S3 notification, and the records that were skipped."""
+    """Manifests announced by an S3 notification, and the records that were skipped.
+
+    Attributes:
+        manifests: ObjectCreated records for ``<INPUT_PREFIX><product-id>/manifest.json``.
+        ignored: well-formed records for any other key or event.
+        malformed: one problem description per record that lacks a field this function reads.
+    """
 
     manifests: tuple[S3Ref, ...]
     ignored: tuple[S3Ref, ...]
+    malformed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class BatchTask:
-    """One S3 Batch Operations task; its key names a manifest."""
+    """One S3 Batch Operations task; its key names a manifest, or ``problem`` says why it has none."""
 
     task_id: str
-    manifest: S3Ref
+    manifest: S3Ref | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
 class BatchEvent:
-    """An S3 Batch Operations invocation; the ids are echoed in the response."""
+    """An S3 Batch Operations invocation; the ids are echoed in the response.
+
+    Attributes:
+        schema_version: "1.0" or "2.0".
+        invocation_id: echoed in the response.
+        tasks: every task that has a taskId, malformed ones carrying ``problem``.
+        unidentified: problem descriptions of tasks without a taskId; they get no entry in the
+            response, which Batch Operations counts as a permanent failure (treatMissingKeysAs).
+    """
 
     schema_version: str
     invocation_id: str
     tasks: tuple[BatchTask, ...]
+    unidentified: tuple[str, ...] = ()
 
 
 def input_prefix() -> str:
@@ -62,35 +77,114 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
     A record counts only when it is an ObjectCreated event for exactly
     ``<INPUT_PREFIX><product-id>/manifest.json``. Every other record, the function's own
     outputs included, is returned in ``ignored`` so that a write can never trigger a new run.
-    Keys arrive URL-encoded ('+' for space, %xx escapes) and are decoded here.
+    Records without eventSource "aws:s3", eventName, bucket name or object key are described in
+    ``malformed`` and skipped. Keys arrive URL-encoded ('+' for space, %xx escapes) and are decoded here.
+
+    Raises:
+        InvalidRequestError: ``Records`` is not a non-empty list, or no record is usable.
     """
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        raise errors.InvalidRequestError(
+            "The S3 notification has no records; expected 'Records' to be a non-empty list of S3 event records."
+        )
     prefix, results = input_prefix(), output_prefix()
     manifests: list[S3Ref] = []
     ignored: list[S3Ref] = []
-    for record in S3Event(dict(event)).records:
-        ref = S3Ref(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.get_object.key))
+    malformed: list[str] = []
+    for position, record in enumerate(records):
+        event_name, ref, problem = read_notification_record(record)
+        if problem is not None or ref is None:
+            malformed.append(f"Records[{position}] {problem}")
+            continue
         relative = ref.key[len(prefix) :] if ref.key.startswith(prefix) else ""
         folder, _, name = relative.partition("/")
         is_manifest = bool(folder) and name == MANIFEST_NAME and not ref.key.startswith(results)
-        if record.event_name.startswith("ObjectCreated") and is_manifest:
+        if event_name.startswith("ObjectCreated") and is_manifest:
             manifests.append(ref)
         else:
             ignored.append(ref)
-    return ManifestEvent(manifests=tuple(manifests), ignored=tuple(ignored))
+    if not manifests and not ignored:
+        raise errors.InvalidRequestError(f"The S3 notification has no usable record: {malformed[0]}.")
+    return ManifestEvent(manifests=tuple(manifests), ignored=tuple(ignored), malformed=tuple(malformed))
+
+
+def read_notification_record(record: object) -> tuple[str, S3Ref | None, str | None]:
+    """Read eventName, bucket and decoded key of one notification record.
+
+    Returns:
+        (event name, the object, None) for a usable record, or ("", None, problem) where the
+        problem says which field is missing.
+    """
+    if not isinstance(record, Mapping):
+        return "", None, f"is a {type(record).__name__}, not an object"
+    if record.get("eventSource") != "aws:s3":
+        return "", None, f"has eventSource {errors.quote_value(record.get('eventSource'))}, not 'aws:s3'"
+    event_name = record.get("eventName")
+    s3 = record.get("s3")
+    bucket = _nested(s3, "bucket", "name")
+    key = _nested(s3, "object", "key")
+    for field, value in (("eventName", event_name), ("s3.bucket.name", bucket), ("s3.object.key", key)):
+        if not isinstance(value, str) or not value:
+            return "", None, f"has no string field {field}"
+    return str(event_name), S3Ref(bucket=str(bucket), key=unquote_plus(str(key))), None
+
+
+def _nested(value: object, *names: str) -> object:
+    for name in names:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
 
 
 def parse_batch_event(event: Mapping[str, Any]) -> BatchEvent:
-    """Read the tasks of an S3 Batch Operations event (schema 1.0 or 2.0); keys are URL-decoded."""
-    batch = S3BatchOperationEvent(dict(event))
-    if batch.invocation_schema_version not in ("1.0", "2.0"):
+    """Read the tasks of an S3 Batch Operations event (schema 1.0 or 2.0); keys are URL-decoded.
+
+    A task without taskId, s3Key or bucket (s3Bucket in 2.0, s3BucketArn in 1.0) is kept with
+    a ``problem`` so that it can be answered as a permanent failure.
+
+    Raises:
+        InvalidRequestError: the schema version is not 1.0 or 2.0, invocationId is missing, or
+            tasks is not a list.
+    """
+    version = event.get("invocationSchemaVersion")
+    if version not in ("1.0", "2.0"):
         raise errors.InvalidRequestError(
-            f"Unsupported invocationSchemaVersion {errors.quote_value(batch.invocation_schema_version)}; "
-            "expected 1.0 or 2.0."
+            f"Unsupported invocationSchemaVersion {errors.quote_value(version)}; expected 1.0 or 2.0."
         )
-    tasks = tuple(
-        BatchTask(task_id=task.task_id, manifest=S3Ref(bucket=task.s3_bucket, key=task.s3_key)) for task in batch.tasks
+    invocation_id = event.get("invocationId")
+    if not isinstance(invocation_id, str) or not invocation_id:
+        raise errors.InvalidRequestError("The S3 Batch Operations event has no string invocationId.")
+    entries = event.get("tasks")
+    if not isinstance(entries, list):
+        raise errors.InvalidRequestError(
+            f"The S3 Batch Operations event field 'tasks' must be a list, received {type(entries).__name__}."
+        )
+    tasks: list[BatchTask] = []
+    unidentified: list[str] = []
+    for position, entry in enumerate(entries):
+        task_id = entry.get("taskId") if isinstance(entry, Mapping) else None
+        if not isinstance(task_id, str) or not task_id:
+            unidentified.append(f"tasks[{position}] has no string taskId")
+            continue
+        manifest, problem = read_batch_task(entry)
+        tasks.append(BatchTask(task_id=task_id, manifest=manifest, problem=problem))
+    return BatchEvent(
+        schema_version=version, invocation_id=invocation_id, tasks=tuple(tasks), unidentified=tuple(unidentified)
     )
-    return BatchEvent(schema_version=batch.invocation_schema_version, invocation_id=batch.invocation_id, tasks=tasks)
+
+
+def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
+    """Return the manifest a Batch Operations task names, or None and what the task lacks."""
+    key = task.get("s3Key")
+    arn = task.get("s3BucketArn")
+    bucket = arn.rpartition(":::")[2] if isinstance(arn, str) else task.get("s3Bucket")
+    if not isinstance(key, str) or not key:
+        return None, "Task has no string s3Key."
+    if not isinstance(bucket, str) or not bucket:
+        return None, "Task has neither s3Bucket (schema 2.0) nor s3BucketArn (schema 1.0)."
+    return S3Ref(bucket=bucket, key=unquote_plus(key)), None
 
 
 def parse_manifest(data: bytes, manifest: S3Ref) -> SegmentRequest:

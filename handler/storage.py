@@ -1,8 +1,9 @@
 """S3 reads and writes; the only module that imports boto3.
 
 Reads translate botocore errors into ``handler.errors`` classes that name the object. Writes are
-all-or-nothing from the reader's view: ``write_objects`` writes the files in order (result.json
-last, by the caller's ordering) and deletes what it wrote if any write fails.
+all-or-nothing from the reader's view: ``replace_result_set`` deletes the old completion marker
+(result.json) first, writes the files in order with the marker last, deletes what it wrote if
+any write fails, and only then removes the earlier run's files that the new set does not contain.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from handler import errors
 from handler.payload import S3Ref
@@ -60,6 +61,7 @@ def read_object(ref: S3Ref, *, image_index: int | None = None, kind: str = "imag
         ImageNotFoundError: the bucket or key does not exist.
         ImageAccessDeniedError: the function's role may not read the object.
         ImageTooLargeError: the object is larger than MAX_OBJECT_BYTES.
+        InvalidRequestError: botocore rejected the bucket name or key before sending the request.
         StorageError: any other S3 or network failure.
     """
     try:
@@ -74,6 +76,13 @@ def read_object(ref: S3Ref, *, image_index: int | None = None, kind: str = "imag
         return bytes(response["Body"].read())
     except ClientError as err:
         raise _read_error(err, ref, image_index=image_index, kind=kind) from err
+    except ParamValidationError as err:
+        # botocore checks bucket names and keys before sending; its report quotes the regex it used.
+        raise errors.InvalidRequestError(
+            f"The {kind} location {errors.quote_value(ref.uri)} is not a valid S3 bucket and key; expected "
+            "s3://bucket/key with a bucket name of 3 to 63 lowercase letters, digits, '.' or '-'.",
+            image_index=image_index,
+        ) from err
     except BotoCoreError as err:
         raise errors.StorageError(f"Reading {ref.uri} failed: {err}.", image_index=image_index) from err
 
@@ -86,8 +95,7 @@ def _read_error(err: ClientError, ref: S3Ref, *, image_index: int | None, kind: 
         )
     if code in _ACCESS_DENIED_CODES:
         return errors.ImageAccessDeniedError(
-            f"Access to the {kind} {ref.uri} was denied ({code}); grant the function s3:GetObject on it "
-            "or copy it into the input bucket.",
+            f"Access to the {kind} {ref.uri} was denied ({code}); grant the function s3:GetObject on it or copy it into the input bucket.",
             image_index=image_index,
         )
     return errors.StorageError(f"Reading {ref.uri} failed with S3 error {code}.", image_index=image_index)
@@ -116,6 +124,34 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
             raise errors.StorageError(f"Writing {ref.uri} failed: {err}.{detail}") from err
         written.append(ref)
     return written
+
+
+def replace_result_set(
+    bucket: str, files: Sequence[OutputFile], *, marker_key: str, stale_keys: Sequence[str]
+) -> list[str]:
+    """Replace one product's stored result set so that the marker is present only when the set is complete.
+
+    The steps are: delete the old marker, write ``files`` in order (the marker last, by the
+    caller's ordering), then delete ``stale_keys``, the earlier run's files that the new set
+    does not contain. If a write fails, the files this run wrote are deleted again, so no
+    marker is left and the earlier run's remaining files are listed by nothing.
+
+    Args:
+        bucket: destination bucket.
+        files: objects in write order, ending with the marker (result.json).
+        marker_key: key of the marker, whose presence means "this result set is complete".
+        stale_keys: keys to remove after the marker is written; deleting a missing key succeeds.
+    Returns:
+        The URIs of stale objects that could not be deleted; the new result set is complete
+        and consistent either way.
+    Raises:
+        StorageError: the old marker could not be deleted (nothing was written), or a write failed.
+    """
+    marker = S3Ref(bucket=bucket, key=marker_key)
+    if delete_objects([marker]):
+        raise errors.StorageError(f"Deleting the previous {marker.uri} failed; nothing was written.")
+    write_objects(bucket, files)
+    return delete_objects([S3Ref(bucket=bucket, key=key) for key in stale_keys])
 
 
 def delete_objects(refs: Sequence[S3Ref]) -> list[str]:

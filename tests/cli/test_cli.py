@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from PIL import Image
 
-from handler import cli
-from tests.conftest import EVENTS_DIR, SAMPLES_DIR
+from handler import cli, storage
+from handler.categories import ACCEPTED_CATEGORIES
+from tests.conftest import EVENTS_DIR, SAMPLES_DIR, build_events, load_event
 
 
 def sample_size(name: str) -> tuple[int, int]:
@@ -90,7 +92,11 @@ def test_batch_bad_set_continues_and_fails(tmp_path: Path, capsys: pytest.Captur
         ('{"id": "a"}', "expected a JSON list"),
         ('[{"id": "../x", "images": []}]', "Product id"),
         ('[{"id": "a", "images": ["x.jpg"]}, {"id": "a", "images": ["y.jpg"]}]', "repeats the id"),
-        ('[{"id": "a"}]', '"images" list'),
+        ("[]", "lists no products"),
+        ('["front.jpg"]', "entry 0 must be a JSON object"),
+        ('[{"images": ["x.jpg"]}]', 'entry 0 has no "id"'),
+        ('[{"id": "a", "images": ["x.jpg"]}, {"id": null, "images": ["y.jpg"]}]', 'entry 1 has no "id"'),
+        ('[{"id": 7, "images": ["x.jpg"]}]', "entry 0: Product id 7"),
     ],
 )
 def test_batch_bad_manifest_exit_2(
@@ -104,6 +110,115 @@ def test_batch_bad_manifest_exit_2(
     assert code == 2
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_bad_entry_fields_fail_own_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a manifest whose entries all have usable ids but malformed other fields
+    entries = {
+        "no-images": ({"id": "no-images"}, 'Field "images" is missing'),
+        "empty": ({"id": "empty", "images": []}, "1 to 4 photo paths"),
+        "not-list": ({"id": "not-list", "images": "front.jpg"}, "received 'front.jpg'"),
+        "number": ({"id": "number", "images": [3]}, "item 0 must be a non-empty path string"),
+        "blank": ({"id": "blank", "images": ["front.jpg", " "]}, "item 1 must be a non-empty path string"),
+        "category": ({"id": "category", "images": ["front.jpg"], "category": 5}, '"category" must be a string'),
+        "typo": ({"id": "typo", "images": ["front.jpg"], "categroy": "top"}, "Unknown field 'categroy'"),
+    }
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([entry for entry, _ in entries.values()]))
+    out = tmp_path / "out"
+
+    # WHEN the batch runs
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    # THEN each entry failed on its own with an error.json naming its problem
+    assert code == 1
+    for set_id, (_, fragment) in entries.items():
+        error = json.loads((out / set_id / "error.json").read_text())["error"]
+        assert error["code"] == "invalid_request", set_id
+        assert fragment in error["message"], set_id
+    assert f"{len(entries)} of {len(entries)} sets failed" in capsys.readouterr().err
+
+
+def test_batch_unknown_category_fails_set(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES_DIR / "front.jpg", tmp_path / "front.jpg")
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "a", "images": ["front.jpg"], "category": "unknown"}]))
+
+    code = cli.main(["batch", str(manifest), "--out", str(tmp_path / "out")])
+
+    assert code == 1
+    error = json.loads((tmp_path / "out" / "a" / "error.json").read_text())["error"]
+    assert error["code"] == "unknown_category"
+    assert "'unknown'" in error["message"]
+
+
+@pytest.mark.parametrize("command", ["segment", "batch"])
+@pytest.mark.parametrize("threshold", ["1.5", "-0.1", "nan", "half"])
+def test_threshold_out_of_range_rejected_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, threshold: str
+) -> None:
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "a", "images": [str(SAMPLES_DIR / "front.jpg")]}]))
+    source = str(SAMPLES_DIR / "front.jpg") if command == "segment" else str(manifest)
+
+    code = cli.main([command, source, "--out", str(tmp_path / "out"), "--threshold", threshold])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "between 0 and 1" in err
+    assert threshold in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_segment_no_hint_category_name_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["segment", str(SAMPLES_DIR / "front.jpg"), "--out", str(tmp_path / "out"), "--category", "unknown"])
+
+    assert code == 2
+    listed = capsys.readouterr().err.split("expected one of", 1)[1]
+    assert "unknown" not in listed
+    assert all(name in listed for name in ACCEPTED_CATEGORIES)
+
+
+@pytest.mark.parametrize("command", ["segment", "batch", "invoke"])
+def test_out_existing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    out = tmp_path / "notes.md"
+    out.write_text("keep me\n")
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "a", "images": [str(SAMPLES_DIR / "front.jpg")]}]))
+    source = {
+        "segment": str(SAMPLES_DIR / "front.jpg"),
+        "batch": str(manifest),
+        "invoke": str(EVENTS_DIR / "direct.json"),
+    }[command]
+
+    code = cli.main([command, source, "--out", str(out)])
+
+    assert code == 2
+    assert f"--out {out} is an existing file" in capsys.readouterr().err
+    assert out.read_text() == "keep me\n"
+
+
+def test_segment_undecodable_photo_names_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+
+    code = cli.main(["segment", str(SAMPLES_DIR / "front.jpg"), str(broken), "--out", str(tmp_path / "out")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(broken) in err
+    assert "JPEG, PNG or WebP" in err
+    assert "object at 0x" not in err
+
+
+def test_batch_help_describes_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["batch", "--help"])
+
+    help_text = capsys.readouterr().out
+    assert code == 0
+    for fragment in ('"id"', '"images"', '"category"', "relative to the manifest's folder", "error.json"):
+        assert fragment in help_text
+    assert all(name in help_text for name in ACCEPTED_CATEGORIES)
 
 
 def test_invoke_prints_handler_response(capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,6 +247,74 @@ def test_invoke_out_saves_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str
         with Image.open(tmp_path / "demo" / f"cutout-{index}.png") as cutout:
             assert cutout.size == sample_size(name)
             assert cutout.mode == "RGBA"
+
+
+def test_invoke_legacy_png_saved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["invoke", str(EVENTS_DIR / "api-predict-legacy.json"), "--out", str(tmp_path / "legacy")])
+
+    saved = tmp_path / "legacy" / "response.png"
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(saved)
+    with Image.open(saved) as grid:
+        assert grid.format == "PNG"
+        assert grid.mode == "RGBA"
+
+
+def test_invoke_s3_notification_error_exit_1(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(build_events.s3_notification_event("incoming/absent/manifest.json")))
+
+    code = cli.main(["invoke", str(event)])
+
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["manifests"][0]["error"]["code"] == "image_not_found"
+    assert code == 1
+
+
+def test_invoke_s3_temporary_failure_exit_1(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN S3 that rejects every write, so the manifest's results cannot be stored
+    def reject_put(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "PutObject")
+
+    storage.s3_client().meta.events.register("before-parameter-build.s3.PutObject", reject_put)
+
+    # WHEN the upload notification is invoked
+    code = cli.main(["invoke", str(EVENTS_DIR / "s3-manifest.json")])
+
+    # THEN the failure is reported on stderr with exit 1
+    assert code == 1
+    assert "Lambda would retry the event" in capsys.readouterr().err
+
+
+def test_invoke_s3_batch_failed_task_exit_1(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    batch_event = load_event("s3-batch.json")
+    batch_event["tasks"][0]["s3Key"] = "incoming/absent/manifest.json"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(batch_event))
+
+    code = cli.main(["invoke", str(event)])
+
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["results"][0]["resultCode"] == "PermanentFailure"
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "failed"),
+    [
+        ({"manifests": [{"manifest": "s3://b/k", "product_id": "p"}], "ignored": 0}, False),
+        ({"manifests": [{"manifest": "s3://b/k", "product_id": "p"}, {"manifest": "s3://b/j", "error": {}}]}, True),
+        ({"invocationSchemaVersion": "1.0", "results": [{"taskId": "t0", "resultCode": "Succeeded"}]}, False),
+        ({"invocationSchemaVersion": "1.0", "results": [{"taskId": "t0", "resultCode": "TemporaryFailure"}]}, True),
+        ({"invocationSchemaVersion": "1.0", "results": []}, True),
+        ({"statusCode": 200, "body": "{}"}, False),
+        ({"statusCode": 413, "body": "{}"}, True),
+    ],
+)
+def test_invoke_failed_reply_shapes(result: dict[str, Any], failed: bool) -> None:
+    event = {"invocationSchemaVersion": "1.0", "tasks": [{"taskId": "t0"}]}
+
+    assert cli.invoke_failed(event, result) is failed
 
 
 def test_invoke_error_response_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from handler import app, pipeline, storage
+from handler import app, errors, pipeline, response, storage
 from handler.app import lambda_handler
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, SAMPLES_DIR, build_events, event_names, list_keys, load_event
 
@@ -109,11 +109,11 @@ def test_s3_write_failure_leaves_nothing(s3: Any, lambda_context: Any) -> None:
     attempted = fail_put_after(storage.s3_client(), successes=3)
 
     # WHEN the manifest is processed
-    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    with pytest.raises(errors.TemporaryFailure, match=r"incoming/sample-001/manifest\.json"):
+        lambda_handler(load_event("s3-manifest.json"), lambda_context)
 
-    # THEN the run reports a storage error and removed the three files it wrote
+    # THEN the handler raised so that Lambda retries, after removing the three files it wrote
     assert len(attempted) == 4
-    assert result["manifests"][0]["error"]["code"] == "storage_error"
     assert list_keys(s3, OUTPUT_BUCKET) == []
 
 
@@ -286,5 +286,237 @@ def test_s3_notification_for_own_output_ignored(s3: Any, lambda_context: Any) ->
 
     result = lambda_handler(event, lambda_context)
 
-    assert result == {"manifests": [], "ignored": 1}
+    assert result == {"manifests": [], "ignored": 1, "malformed": 0}
     assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def flat_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_api_total_pixels_over_limit_413(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN four flat 7000 x 7000 PNGs: each under the 50 MP photo limit, 196 MP together
+    png = base64.b64encode(flat_png(7000, 7000)).decode()
+
+    def fail_decode(*_: Any, **__: Any) -> None:
+        raise AssertionError("no photo may be decoded once the request is over the pixel limit")
+
+    monkeypatch.setattr(app.imaging, "decode_image", fail_decode)
+
+    # WHEN they are sent in one request
+    result = lambda_handler(api_json({"images": [png] * 4}), lambda_context)
+
+    # THEN the request is rejected from the headers alone, naming the total and the limit
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 413
+    assert error["code"] == "image_too_large"
+    assert "196.0 MP" in error["message"]
+    assert f"{app.MAX_REQUEST_PIXELS / 1e6:.0f} MP are accepted per request" in error["message"]
+
+
+def test_api_total_pixels_at_limit_decodes(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    front_pixels = sample_size("front.jpg")[0] * sample_size("front.jpg")[1]
+    monkeypatch.setattr(app, "MAX_REQUEST_PIXELS", 2 * front_pixels)
+
+    accepted = lambda_handler(api_json({"images": [FRONT_B64] * 2}), lambda_context)
+    rejected = lambda_handler(api_json({"images": [FRONT_B64] * 3}), lambda_context)
+
+    assert accepted["statusCode"] == 200
+    assert rejected["statusCode"] == 413
+
+
+def write_manifest(client: Any, images: list[str]) -> None:
+    body = json.dumps({"images": images, "category": "top"}).encode()
+    client.put_object(Bucket=INPUT_BUCKET, Key="incoming/sample-001/manifest.json", Body=body)
+
+
+def test_s3_rerun_with_fewer_photos_removes_stale_files(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a completed run of sample-001 with four photos
+    folder = "results/sample-001/"
+    lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    assert len(list_keys(s3, OUTPUT_BUCKET)) == 9
+
+    # WHEN the manifest is replaced by one with two photos and processed again
+    write_manifest(s3, list(MANIFEST_IMAGES[:2]))
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN only the two photos' files and result.json remain, and result.json lists exactly them
+    assert result["manifests"][0].get("error") is None
+    expected = sorted(
+        [f"{folder}{kind}-{k}.png" for kind in ("mask", "cutout") for k in range(2)] + [f"{folder}result.json"]
+    )
+    assert list_keys(s3, OUTPUT_BUCKET) == expected
+    stored = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=f"{folder}result.json")["Body"].read())
+    assert [image["mask"]["key"] for image in stored["images"]] == [f"{folder}mask-0.png", f"{folder}mask-1.png"]
+
+
+def test_s3_failed_rerun_removes_old_result_json(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a completed run of sample-001
+    lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    assert "results/sample-001/result.json" in list_keys(s3, OUTPUT_BUCKET)
+
+    # WHEN a re-run fails after writing three files
+    attempted = fail_put_after(storage.s3_client(), successes=3)
+    with pytest.raises(errors.TemporaryFailure):
+        lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN no result.json is left to point at files this run replaced or deleted, and the
+    # three files the failed run wrote are gone
+    keys = list_keys(s3, OUTPUT_BUCKET)
+    assert len(attempted) == 4
+    assert "results/sample-001/result.json" not in keys
+    assert not set(attempted[:3]) & set(keys)
+
+
+def test_s3_stored_result_json_equals_returned_document(s3: Any, lambda_context: Any) -> None:
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    returned = {key: value for key, value in result["manifests"][0].items() if key != "manifest"}
+    stored = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key="results/sample-001/result.json")["Body"].read())
+    assert stored == returned
+    assert stored["result_uri"] == f"s3://{OUTPUT_BUCKET}/results/sample-001/result.json"
+
+
+def test_s3_client_error_4xx_reported_not_retried(s3: Any, lambda_context: Any) -> None:
+    s3.delete_object(Bucket=INPUT_BUCKET, Key="incoming/sample-001/front.jpg")
+
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    assert result["manifests"][0]["error"]["code"] == "image_not_found"
+
+
+def test_s3_malformed_records_skipped_valid_manifest_runs(s3: Any, lambda_context: Any, captured_logs: Any) -> None:
+    # GIVEN a notification whose first record lacks object.key and whose second is not from S3
+    event = load_event("s3-manifest.json")
+    valid = event["Records"][0]
+    no_key = json.loads(json.dumps(valid))
+    del no_key["s3"]["object"]["key"]
+    event["Records"] = [no_key, {"eventSource": "aws:sqs", "body": "{}"}, valid]
+
+    # WHEN it arrives
+    result = lambda_handler(event, lambda_context)
+
+    # THEN the valid manifest ran and both broken records were counted and logged as warnings
+    assert [entry.get("error") for entry in result["manifests"]] == [None]
+    assert result["malformed"] == 2
+    warnings = [line for line in captured_logs() if line["message"] == "s3_record_malformed"]
+    assert [line["level"] for line in warnings] == ["WARNING", "WARNING"]
+    assert "s3.object.key" in warnings[0]["problem"]
+
+
+def test_s3_notification_without_records_400(lambda_context: Any) -> None:
+    result = lambda_handler({"Records": []}, lambda_context)
+
+    assert result["error"]["code"] == "invalid_request"
+    assert "Records" in result["error"]["message"]
+
+
+def test_batch_task_missing_key_permanent_failure(s3: Any, lambda_context: Any) -> None:
+    event = load_event("s3-batch.json")
+    del event["tasks"][0]["s3Key"]
+
+    result = lambda_handler(event, lambda_context)
+
+    task = result["results"][0]
+    assert task["taskId"] == event["tasks"][0]["taskId"]
+    assert task["resultCode"] == "PermanentFailure"
+    assert "s3Key" in task["resultString"]
+
+
+def test_batch_event_without_invocation_id_400(lambda_context: Any) -> None:
+    event = load_event("s3-batch.json")
+    del event["invocationId"]
+
+    result = lambda_handler(event, lambda_context)
+
+    assert result["error"]["code"] == "invalid_request"
+    assert "invocationId" in result["error"]["message"]
+
+
+def test_api_bad_bucket_name_400(lambda_context: Any) -> None:
+    result = lambda_handler(api_json({"images": ["s3://BAD_Bucket!/x.jpg"]}), lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 400
+    assert error["code"] == "invalid_request"
+    assert "'BAD_Bucket!'" in error["message"]
+    assert "regex" not in error["message"]
+
+
+def test_storage_param_validation_error_400(s3: Any) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        storage.read_object(app.payload.S3Ref(bucket="BAD_Bucket!", key="x.jpg"), image_index=0)
+    assert info.value.status_code == 400
+    assert "s3://BAD_Bucket!/x.jpg" in info.value.message
+    assert "regex" not in info.value.message
+
+
+def test_api_get_405_with_allow_header(lambda_context: Any) -> None:
+    event = load_event("api-rest-json.json")
+    event["httpMethod"] = "GET"
+
+    result = lambda_handler(event, lambda_context)
+
+    assert result["statusCode"] == 405
+    assert result["headers"]["Allow"] == "POST"
+    assert json.loads(result["body"])["error"]["code"] == "method_not_allowed"
+
+
+def test_api_unknown_path_404(lambda_context: Any) -> None:
+    event = build_events.http_event("/v1/colors", "{}", content_type="application/json", is_base64=False)
+
+    result = lambda_handler(event, lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 404
+    assert "/segment or /predict" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"requestContext": {}},
+        {**api_json({"images": [FRONT_B64]}), "body": {"images": [FRONT_B64]}},
+        {key: value for key, value in api_json({"images": [FRONT_B64]}).items() if key != "rawPath"},
+    ],
+    ids=["empty requestContext", "body as dict", "v2 without rawPath"],
+)
+def test_api_malformed_event_400(event: dict[str, Any], lambda_context: Any) -> None:
+    result = lambda_handler(event, lambda_context)
+
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["code"] == "invalid_request"
+
+
+def test_api_inline_response_over_lambda_limit_413(
+    lambda_context: Any, monkeypatch: pytest.MonkeyPatch, captured_logs: Any
+) -> None:
+    # GIVEN no OUTPUT_BUCKET and a response limit below the size of one inline result
+    monkeypatch.setattr(response, "MAX_RESPONSE_BYTES", 20_000)
+
+    # WHEN a photo is segmented
+    result = lambda_handler(api_json({"images": [FRONT_B64]}), lambda_context)
+
+    # THEN the caller gets 413 with the ways out, and the request's logs are still written
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 413
+    assert error["code"] == "response_too_large"
+    assert "OUTPUT_BUCKET" in error["message"]
+    messages = [line["message"] for line in captured_logs()]
+    assert "request_completed" in messages
+    assert "request_rejected" in messages
+
+
+def test_multipart_bad_image_message_names_field(lambda_context: Any) -> None:
+    body = build_events.multipart_body({"file1": "front.jpg"}, {"file3": "not a photo"})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+    error = json.loads(lambda_handler(event, lambda_context)["body"])["error"]
+
+    assert error["code"] == "image_not_decodable"
+    assert error["message"].startswith("Field file3 (image 1) could not be decoded")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from handler.categories import (
+    ACCEPTED_CATEGORIES,
     CATEGORIES_PATH,
     CATEGORY_NAMES,
     UnknownCategoryError,
@@ -24,13 +25,19 @@ def test_category_names_follow_json_ids() -> None:
     assert CATEGORY_NAMES[0] == "unknown"
 
 
+def test_accepted_categories_exclude_no_hint_id() -> None:
+    assert CATEGORY_NAMES[1:] == ACCEPTED_CATEGORIES
+    assert len(ACCEPTED_CATEGORIES) == 7
+    assert "unknown" not in ACCEPTED_CATEGORIES
+
+
 @pytest.mark.parametrize(("alias", "target"), sorted(DOCUMENT["aliases"].items()))
 def test_resolve_category_every_alias_maps_to_its_target(alias: str, target: str) -> None:
     assert target in CATEGORY_NAMES
     assert resolve_category(alias) == target
 
 
-@pytest.mark.parametrize("name", CATEGORY_NAMES)
+@pytest.mark.parametrize("name", ACCEPTED_CATEGORIES)
 def test_resolve_category_vocabulary_name_maps_to_itself(name: str) -> None:
     assert resolve_category(name) == name
     assert category_id(name) == CATEGORY_NAMES.index(name)
@@ -71,10 +78,22 @@ def test_resolve_category_unknown_value_raises_listing_vocabulary(value: str) ->
 
     message = str(caught.value)
     assert repr(value) in message
-    for name in CATEGORY_NAMES:
+    for name in ACCEPTED_CATEGORIES:
         assert name in message
     assert isinstance(caught.value, ValueError)
-    assert caught.value.accepted == CATEGORY_NAMES
+    assert caught.value.accepted == ACCEPTED_CATEGORIES
+
+
+@pytest.mark.parametrize("value", ["unknown", "Unknown", " UNKNOWN "])
+def test_resolve_category_no_hint_name_rejected(value: str) -> None:
+    # "unknown" is the model's id 0, which a caller selects by sending no category.
+    with pytest.raises(UnknownCategoryError) as caught:
+        resolve_category(value)
+
+    listed = str(caught.value).split("expected one of", 1)[1]
+    assert "unknown" not in listed
+    for name in ACCEPTED_CATEGORIES:
+        assert name in listed
 
 
 def test_resolve_category_long_unknown_value_truncated_in_message() -> None:

@@ -216,25 +216,47 @@ def test_to_rgb_array_palette_alpha_composited_on_white() -> None:
     assert decoded[0, 1].tolist() == [20, 20, 20]
 
 
+def assert_names_accepted_formats(message: str) -> None:
+    for image_format in ("JPEG", "PNG", "WebP", "BMP", "GIF", "TIFF"):
+        assert image_format in message
+
+
 def test_decode_image_empty_bytes_raises() -> None:
-    with pytest.raises(UndecodableImageError, match="empty"):
+    with pytest.raises(UndecodableImageError, match="empty") as caught:
         decode_image(b"")
+
+    assert_names_accepted_formats(str(caught.value))
 
 
 def test_decode_image_non_image_bytes_raises() -> None:
     with pytest.raises(UndecodableImageError) as caught:
         decode_image(b"this is a text file, not a photo")
 
-    assert "not a format Pillow can decode" in str(caught.value)
-    assert "32 bytes" in str(caught.value)
+    message = str(caught.value)
+    assert "not in a recognized image format" in message
+    assert "32 bytes" in message
+    assert_names_accepted_formats(message)
+
+
+def test_decode_image_message_omits_object_repr() -> None:
+    with pytest.raises(UndecodableImageError) as caught:
+        decode_image(b"GIF89a but not really")
+
+    message = str(caught.value)
+    assert "object at" not in message
+    assert "0x" not in message
+    assert "BytesIO" not in message
 
 
 def test_decode_image_truncated_jpeg_raises() -> None:
     pixels = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     data = encode(Image.fromarray(pixels), "JPEG", quality=90)
 
-    with pytest.raises(UndecodableImageError, match="JPEG"):
+    with pytest.raises(UndecodableImageError, match="JPEG") as caught:
         decode_image(data[: len(data) // 2])
+
+    assert "damaged or truncated" in str(caught.value)
+    assert "object at" not in str(caught.value)
 
 
 def test_decode_image_over_pixel_limit_raises() -> None:

@@ -288,3 +288,151 @@ def test_parse_direct_non_object_event() -> None:
     with pytest.raises(errors.InvalidRequestError, match="JSON object"):
         parse(["images"])
 
+
+def multipart_event(files: dict[str, str], fields: dict[str, str] | None = None) -> dict[str, Any]:
+    body = build_events.multipart_body(files, fields or {})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    return build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+
+@pytest.mark.parametrize("field", ["file0", "file01", "file02"])
+def test_parse_multipart_misnamed_file_field_invalid(field: str) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(multipart_event({"file1": "front.jpg", field: "back.jpg"}))
+    assert info.value.code == "invalid_request"
+    assert repr(field) in info.value.message
+    assert "file1, file2, file3, file4" in info.value.message
+
+
+def test_parse_multipart_records_field_names() -> None:
+    parsed = parse(multipart_event({"file2": "front.jpg", "file4": "back.jpg"}))
+
+    assert [image.label for image in parsed.images] == ["field file2 (image 0)", "field file4 (image 1)"]
+
+
+def test_parse_multipart_empty_file_names_field() -> None:
+    body = build_events.multipart_body({"file1": "front.jpg"}, {"file4": ""})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+    with pytest.raises(errors.ImageNotDecodableError) as info:
+        parse(event)
+    assert info.value.message.startswith("Field file4 (image 1) is empty")
+    assert info.value.image_index == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "fragment"),
+    [
+        (
+            '{"images": ["aGVsbG8="], "threshold": 1' + "0" * 400 + "}",
+            "invalid_threshold",
+            "threshold must be a number",
+        ),
+        ('{"images": ["x"], "threshold": ' + "9" * 5000 + "}", "invalid_request", "more than 4300 digits"),
+        ("[" * 100_000 + "]" * 100_000, "invalid_request", "too deeply"),
+    ],
+    ids=["400 digits", "5000 digits", "deep nesting"],
+)
+def test_parse_oversized_numbers_and_nesting_rejected(body: str, code: str, fragment: str) -> None:
+    with pytest.raises(errors.ApiError) as info:
+        parse(http_json(body))
+    assert info.value.status_code == 400
+    assert info.value.code == code
+    assert fragment in info.value.message
+
+
+def test_parse_threshold_huge_int_direct_invoke() -> None:
+    with pytest.raises(errors.InvalidThresholdError) as info:
+        parse({"images": [FRONT_B64], "threshold": 10**400})
+    assert "threshold must be a number between 0 and 1" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("uri", "bucket"),
+    [
+        ("s3://BAD_Bucket!/x.jpg", "BAD_Bucket!"),
+        ("s3://ab/x.jpg", "ab"),
+        ("s3://my..bucket/x.jpg", "my..bucket"),
+        ("s3://192.168.0.1/x.jpg", "192.168.0.1"),
+        (
+            "s3://arn:aws:s3:us-east-1:123456789012:accesspoint/my-ap/x.jpg",
+            "arn:aws:s3:us-east-1:123456789012:accesspoint",
+        ),
+    ],
+)
+def test_parse_invalid_bucket_name_rejected(uri: str, bucket: str) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(http_json({"images": [uri]}))
+    assert repr(bucket) in info.value.message
+    assert "3 to 63 lowercase letters" in info.value.message
+    assert info.value.image_index == 0
+
+
+def test_parse_valid_bucket_name_with_dots_accepted() -> None:
+    parsed = parse(http_json({"images": ["s3://my.photos-2024/x.jpg"]}))
+
+    assert parsed.images[0].s3 == S3Ref("my.photos-2024", "x.jpg")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "OPTIONS"])
+def test_parse_api_method_other_than_post_405(method: str) -> None:
+    event = http_json({"images": [FRONT_B64]})
+    event["requestContext"]["http"]["method"] = method
+
+    with pytest.raises(errors.MethodNotAllowedError) as info:
+        parse(event)
+    assert info.value.status_code == 405
+    assert info.value.headers == {"Allow": "POST"}
+    assert repr(method) in info.value.message
+
+
+@pytest.mark.parametrize("path", ["/", "/segments", "/segment/extra", "/v1/unknown"])
+def test_parse_api_unknown_path_404(path: str) -> None:
+    with pytest.raises(errors.RouteNotFoundError) as info:
+        parse(http_json({"images": [FRONT_B64]}, path=path))
+    assert info.value.status_code == 404
+    assert "/segment or /predict" in info.value.message
+
+
+@pytest.mark.parametrize("path", ["/segment", "/segment/", "/v1/segment", "/prod/api/segment"])
+def test_parse_api_segment_route_with_prefixes(path: str) -> None:
+    assert parse(http_json({"images": [FRONT_B64]}, path=path)).images[0].data == FRONT
+
+
+def test_parse_rest_api_method_405() -> None:
+    event = load_event("api-rest-json.json")
+    event["httpMethod"] = "GET"
+
+    with pytest.raises(errors.MethodNotAllowedError):
+        parse(event)
+
+
+def broken_api_events() -> list[tuple[str, dict[str, Any]]]:
+    body_dict = http_json({"images": [FRONT_B64]})
+    body_dict["body"] = {"images": [FRONT_B64]}
+    no_raw_path = http_json({"images": [FRONT_B64]})
+    del no_raw_path["rawPath"]
+    rest_no_method = load_event("api-rest-json.json")
+    del rest_no_method["httpMethod"]
+    bad_headers = load_event("api-rest-json.json")
+    bad_headers["headers"] = ["Content-Type"]
+    return [
+        ("body", body_dict),
+        ("rawPath", no_raw_path),
+        ("httpMethod", {"requestContext": {}}),
+        ("httpMethod", rest_no_method),
+        ("headers", bad_headers),
+    ]
+
+
+@pytest.mark.parametrize(("field", "event"), broken_api_events())
+def test_parse_malformed_api_event_invalid(field: str, event: dict[str, Any]) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+    assert info.value.status_code == 400
+    assert repr(field) in info.value.message

@@ -155,3 +155,44 @@ def test_batch_reply_shape() -> None:
         "invocationId": "inv-1",
         "results": [{"taskId": "t1", "resultCode": "Succeeded", "resultString": "s3://o/results/p/result.json"}],
     }
+
+
+def test_error_reply_method_not_allowed_has_allow_header() -> None:
+    reply = response.error_reply(EventSource.API_V1, errors.MethodNotAllowedError("Method 'GET' is not allowed."))
+
+    assert reply["statusCode"] == 405
+    assert reply["headers"]["Allow"] == "POST"
+    assert reply["headers"]["Content-Type"] == "application/json"
+
+
+def test_check_reply_size_over_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(response, "MAX_RESPONSE_BYTES", 1000)
+    reply = response.reply(EventSource.API_V2, 200, {"images": ["x" * 2000]})
+
+    with pytest.raises(errors.ResponseTooLargeError) as info:
+        response.check_reply_size(reply)
+    assert info.value.status_code == 413
+    assert "OUTPUT_BUCKET" in info.value.message
+
+
+def test_check_reply_size_under_limit_passes() -> None:
+    response.check_reply_size(response.reply(EventSource.API_V2, 200, {"images": ["x" * 2000]}))
+
+
+def test_quote_value_huge_int_does_not_raise() -> None:
+    text = errors.quote_value(10**5000)
+
+    assert text == "<int too large to quote>"
+
+
+def test_result_document_result_uri_only_when_stored() -> None:
+    result = make_result()
+    locations = [({"path": "mask-0.png"}, {"path": "cutout-0.png"}), ({"path": "m1"}, {"path": "c1"})]
+
+    stored = response.result_document(
+        result, product_id="p", locations=locations, timings_ms={}, result_uri="s3://b/results/p/result.json"
+    )
+    inline = response.result_document(result, product_id="p", locations=locations, timings_ms={})
+
+    assert stored["result_uri"] == "s3://b/results/p/result.json"
+    assert "result_uri" not in inline

@@ -122,3 +122,84 @@ def test_manifest_invalid_json_names_uri() -> None:
     with pytest.raises(errors.InvalidRequestError) as info:
         s3_events.parse_manifest(b"{nope", S3Ref("in", "incoming/p/manifest.json"))
     assert "s3://in/incoming/p/manifest.json" in info.value.message
+
+
+def valid_record(key: str = "incoming/sample-001/manifest.json") -> dict[str, Any]:
+    record: dict[str, Any] = build_events.s3_notification_event(key)["Records"][0]
+    return record
+
+
+def without(record: dict[str, Any], *path: str) -> dict[str, Any]:
+    """Return a copy of record with the field at path removed."""
+    copied = json.loads(json.dumps(record))
+    parent = copied
+    for name in path[:-1]:
+        parent = parent[name]
+    del parent[path[-1]]
+    return copied
+
+
+@pytest.mark.parametrize(
+    ("broken", "fragment"),
+    [
+        (without(valid_record(), "s3", "object", "key"), "s3.object.key"),
+        (without(valid_record(), "s3", "bucket"), "s3.bucket.name"),
+        (without(valid_record(), "eventName"), "eventName"),
+        ({**valid_record(), "eventSource": "aws:sqs"}, "'aws:sqs'"),
+        ("not a record", "str"),
+    ],
+)
+def test_s3_notification_malformed_record_skipped(broken: object, fragment: str) -> None:
+    event = {"Records": [broken, valid_record()]}
+
+    parsed = parse(event)
+
+    assert parsed.manifests == (S3Ref(build_events.INPUT_BUCKET, "incoming/sample-001/manifest.json"),)
+    assert len(parsed.malformed) == 1
+    assert parsed.malformed[0].startswith("Records[0]")
+    assert fragment in parsed.malformed[0]
+
+
+@pytest.mark.parametrize("records", [[], None, "x", [{"eventSource": "aws:s3"}]])
+def test_s3_notification_without_usable_record_invalid(records: object) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse({"Records": records})
+    assert info.value.status_code == 400
+    assert "S3 notification" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "fragment"),
+    [("s3Key", "s3Key"), ("s3Bucket", "s3BucketArn")],
+)
+def test_batch_task_missing_field_kept_with_problem(field: str, fragment: str) -> None:
+    event = load_event("s3-batch.json")
+    del event["tasks"][0][field]
+
+    task = parse(event).tasks[0]
+
+    assert task.task_id == event["tasks"][0]["taskId"]
+    assert task.manifest is None
+    assert task.problem is not None and fragment in task.problem
+
+
+def test_batch_task_without_task_id_unidentified() -> None:
+    event = load_event("s3-batch.json")
+    event["tasks"].append({"s3Key": "incoming/x/manifest.json", "s3Bucket": build_events.INPUT_BUCKET})
+
+    parsed = parse(event)
+
+    assert len(parsed.tasks) == 1
+    assert parsed.unidentified == ("tasks[1] has no string taskId",)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"invocationId": None}, "invocationId"), ({"tasks": {"taskId": "t"}}, "'tasks' must be a list")],
+)
+def test_batch_event_unusable_structure_invalid(change: dict[str, Any], fragment: str) -> None:
+    event = {**load_event("s3-batch.json"), **change}
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+    assert fragment in info.value.message

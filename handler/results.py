@@ -1,0 +1,83 @@
+"""Stored result sets: the S3 keys of one product's outputs and how a new run replaces them.
+
+A product's results live under ``<OUTPUT_PREFIX><product_id>/``: mask-K.png and cutout-K.png
+for each photo K, and result.json, which lists them. A run deletes the old result.json first
+and writes the new one last, so a reader that finds result.json finds every file it lists,
+unless two runs of the same product overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from handler import response, storage
+from handler.payload import MAX_IMAGES
+from handler.pipeline import SetResult
+from handler.s3_events import output_prefix
+
+RESULT_NAME = "result.json"
+"""Name of the result document, the last file of a result set to be written."""
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """The document stored as result.json, and the URIs of an earlier run's files that could not be deleted."""
+
+    document: dict[str, Any]
+    undeleted: list[str]
+
+
+def store_results(
+    bucket: str,
+    product_id: str,
+    result: SetResult,
+    pngs: Sequence[response.ViewPngs],
+    *,
+    timings_ms: Mapping[str, float],
+) -> StoredResults:
+    """Store one product's masks, cutouts and result.json, replacing the previous run's set.
+
+    storage.replace_result_set deletes the old result.json first, writes mask-K and cutout-K
+    and then result.json, and deletes this run's files again if a write fails. Last, it
+    deletes mask-K and cutout-K for K from len(pngs) up to MAX_IMAGES - 1, which an earlier
+    run with more photos left behind.
+
+    Args:
+        bucket: destination bucket.
+        product_id: names the folder ``<OUTPUT_PREFIX><product_id>/``.
+        result: the pipeline's result.
+        pngs: encoded mask and cutout per view of result, in view order.
+        timings_ms: stage durations merged into the document's timings.
+    Returns:
+        StoredResults whose document, ``result_uri`` included, equals the stored result.json.
+    Raises:
+        StorageError: the old result.json could not be deleted or a write failed; no
+            result.json is left in the folder either way.
+    """
+    folder = f"{output_prefix()}{product_id}/"
+    files, locations = [], []
+    for index, png in enumerate(pngs):
+        mask_key, cutout_key = view_keys(folder, index)
+        files += [
+            storage.OutputFile(mask_key, png.mask, "image/png"),
+            storage.OutputFile(cutout_key, png.cutout, "image/png"),
+        ]
+        locations.append((response.s3_location(bucket, mask_key), response.s3_location(bucket, cutout_key)))
+
+    marker_key = f"{folder}{RESULT_NAME}"
+    document = response.result_document(
+        result, product_id=product_id, locations=locations, timings_ms=timings_ms, result_uri=f"s3://{bucket}/{marker_key}"
+    )
+    files.append(storage.OutputFile(marker_key, json.dumps(document, indent=2).encode("utf-8"), "application/json"))
+
+    stale_keys = [key for index in range(len(pngs), MAX_IMAGES) for key in view_keys(folder, index)]
+    undeleted = storage.replace_result_set(bucket, files, marker_key=marker_key, stale_keys=stale_keys)
+    return StoredResults(document=document, undeleted=undeleted)
+
+
+def view_keys(folder: str, index: int) -> tuple[str, str]:
+    """Return the S3 keys of photo index's mask and cutout PNGs in folder."""
+    return f"{folder}mask-{index}.png", f"{folder}cutout-{index}.png"
