@@ -2,9 +2,9 @@
 
     python -m model.training.compare_quantization --fp32 model/fashion-seg.fp32.onnx
 
-Each variant quantizes the fp32 model with onnxruntime's static quantization, calibrated on the
-same synthesized training sets, then is scored on synthesized validation sets (mean IoU of the
-present views at threshold 0.5, in the letterboxed frame) and timed on a 4-view set with one
+Each variant is a static quantization of the fp32 model by onnxruntime, calibrated on the same
+synthesized training sets. It is scored on synthesized validation sets by the mean IoU of the
+present views at threshold 0.5, in the letterboxed frame. It is timed on a 4-view set with one
 intra-op thread. Variant files go to a temporary folder; nothing in model/ changes.
 """
 

@@ -298,7 +298,7 @@ def _score_hints(
 
 
 def evaluate_peer(peer: PeerModel, cases: list[EvalCase]) -> Scores:
-    """Score rembg's u2netp on the full-set views: it sees each photo alone and has no notion of the product."""
+    """Score rembg's u2netp on the full-set views; it segments each photo alone, with no notion of the product."""
     scores = Scores()
     for case in cases:
         for name, view, truth in zip(EVAL_VIEWS, case.views, case.truths, strict=True):

@@ -95,8 +95,8 @@ def split_ids(dataset_dir: Path, *, validation_every: int = 8) -> tuple[list[str
     """
     ids = sorted(p.stem for p in (dataset_dir / "labels").glob("*.png"))
     validation = ids[3::validation_every]
-    held = set(validation)
-    return [i for i in ids if i not in held], validation
+    validation_set = set(validation)
+    return [i for i in ids if i not in validation_set], validation
 
 
 def load_photos(dataset_dir: Path, ids: list[str], *, long_side: int | None = WORK_LONG_SIDE) -> list[Photo]:
@@ -143,10 +143,10 @@ def product_labels(photo: Photo, label_categories: dict[int, int]) -> list[tuple
 
 
 # ---------------------------------------------------------------------------
-# Views. Each renderer takes the photo and a code map, (H, W) uint8 with
-# TARGET_CODE on the product, DECOY_CODE on a garment tracked for evaluation and
-# 0 elsewhere, and returns an (H, W, 3) uint8 photo with the code map carried
-# through the same crops, flips and rotations.
+# Views. Each renderer takes the photo and a code map: (H, W) uint8, TARGET_CODE on
+# the product, DECOY_CODE on a garment tracked for evaluation, 0 elsewhere. It
+# returns an (H, W, 3) uint8 photo and the code map, both through the same crops,
+# flips and rotations.
 
 TARGET_CODE = 1
 DECOY_CODE = 2
