@@ -14,7 +14,8 @@ SAM := $(VENV_SAM)/bin/sam
 SAM_CLI_VERSION ?= 1.170.0
 # Architecture of the Lambda function and of the dependency layer's wheels: x86_64 or arm64.
 ARCH ?= x86_64
-# Interpreter for the layer smoke test; the Lambda runtime is python3.13.
+# Python 3.13 for the layer smoke test and for precompiling the built artifacts' bytecode
+# (layers/Makefile); the Lambda runtime is python3.13.
 PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
 
 # The Clothing Co-Parsing dataset (images/, labels/, labels.json); never copied into the repository.
@@ -27,7 +28,7 @@ DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg 
 
 # sam must never reach real AWS from this Makefile: fixed region, placeholder credentials, no telemetry.
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-	SAM_CLI_TELEMETRY=0 LAMBDA_ARCH=$(ARCH)
+	SAM_CLI_TELEMETRY=0 LAMBDA_ARCH=$(ARCH) PYTHON313=$(PYTHON313)
 
 .PHONY: venv demo test lint bench eval train samples sam-tools build validate package-size \
 	layer-smoke readme-images clean

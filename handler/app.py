@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from numpy.typing import NDArray
 
 from handler import errors, imaging, legacy, payload, pipeline, request, response, results, s3_events, storage
-from handler.segmenter import Segmenter, get_segmenter
+from handler.segmenter import InferenceError, InvalidThreadCountError, ModelContractError, Segmenter, get_segmenter
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "fashion-seg"))
 
@@ -71,12 +71,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if isinstance(parsed, s3_events.ManifestEvent):
             return run_notification(parsed)
 
-        segmentation = segment_request(parsed)
+        # The /predict route returns only a mask grid, so it skips the color clustering.
+        segmentation = segment_request(parsed, colors=not parsed.legacy)
         if parsed.legacy:
             return response.png_response(render_legacy(parsed, segmentation))
-        reply = response.reply(source, 200, publish(parsed, segmentation))
-        response.check_reply_size(reply)
-        return reply
+        return response.reply(source, 200, publish(parsed, segmentation))
 
     except errors.TemporaryFailure:
         raise
@@ -168,12 +167,16 @@ def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
         return response.BatchTaskResult(task.task_id, "PermanentFailure", f"{error.code}: {error.message}")
 
 
-def segment_request(segment: payload.SegmentRequest) -> Segmentation:
+def segment_request(segment: payload.SegmentRequest, *, colors: bool = True) -> Segmentation:
     """Read and decode every photo, then run the pipeline on the set; nothing is written yet.
 
+    Args:
+        segment: the parsed request.
+        colors: False skips the color clustering; the result then has no colors.
     Raises:
         ImageTooLargeError: the photos' headers add up to more than MAX_REQUEST_PIXELS, checked
             before any photo is decoded, or one photo is over the decoder's own limit.
+        ModelError: the model could not be loaded or onnxruntime failed while running it.
         ApiError: any other unreadable or undecodable photo, or a pipeline argument out of range.
     """
     started = time.perf_counter()
@@ -189,11 +192,15 @@ def segment_request(segment: payload.SegmentRequest) -> Segmentation:
 
     segmenter = load_segmenter()
     try:
-        result = pipeline.segment_set(images, segmenter, threshold=segment.threshold, category=segment.category)
+        result = pipeline.segment_set(
+            images, segmenter, threshold=segment.threshold, category=segment.category, colors=colors
+        )
     except pipeline.TooManyImagesError as err:
         raise errors.TooManyImagesError(str(err)) from err
-    except pipeline.InvalidThresholdError as err:
-        raise errors.InvalidThresholdError(str(err)) from err
+    except (InferenceError, ModelContractError) as err:
+        raise errors.ModelError(
+            "The segmentation model failed to run on this request; see the function log for the request id."
+        ) from err
 
     for source, view, ms in zip(segment.images, result.views, decode_ms, strict=True):
         log_view(source, view, decode_ms=ms)
@@ -254,6 +261,8 @@ def load_segmenter() -> Segmenter:
     global _model_logged
     try:
         segmenter = get_segmenter()
+    except InvalidThreadCountError as err:
+        raise errors.ModelError(f"The segmentation model could not be loaded: {err}.") from err
     # onnxruntime's load errors (NoSuchFile, InvalidProtobuf, Fail) derive directly from
     # Exception, so no narrower class covers them all.
     except Exception as err:
@@ -286,7 +295,8 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
         The result document; for stored results it also carries ``result_uri`` and equals the
         stored result.json.
     Raises:
-        ResponseTooLargeError: the inline PNGs alone would exceed Lambda's response limit.
+        ResponseTooLargeError: the inline PNGs and a margin for the rest of the reply would
+            exceed Lambda's response limit.
         StorageError: a write failed; see results.store_results.
     """
     started = time.perf_counter()
@@ -307,7 +317,14 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
     stored = results.store_results(bucket, segment.product_id, segmentation.result, pngs, timings_ms=timings)
     log_request(segment, stored.document["timings_ms"], upload_ms=(time.perf_counter() - started) * 1000)
     if stored.undeleted:
-        logger.warning("stale_results_not_deleted", extra={"product_id": segment.product_id, "uris": stored.undeleted})
+        logger.warning(
+            "stale_results_not_deleted",
+            extra={
+                "product_id": segment.product_id,
+                "uris": [failure.uri for failure in stored.undeleted],
+                "error_codes": [failure.code for failure in stored.undeleted],
+            },
+        )
     return stored.document
 
 

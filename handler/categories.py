@@ -15,24 +15,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from handler.errors import quote_value
+
 CATEGORIES_PATH = Path(__file__).parent / "data" / "categories.json"
 
 _SEPARATORS = re.compile(r"[\s_-]+")
-_MAX_QUOTED_CHARS = 60
 
 
 class UnknownCategoryError(ValueError):
     """A category value is neither a vocabulary name nor a known alias."""
 
     def __init__(self, value: object, accepted: tuple[str, ...]) -> None:
-        quoted = repr(value)
-        if len(quoted) > _MAX_QUOTED_CHARS:
-            quoted = quoted[:_MAX_QUOTED_CHARS] + "..."
         super().__init__(
-            f"Unknown category {quoted}; expected one of {', '.join(accepted)} "
+            f"Unknown category {quote_value(value)}; expected one of {', '.join(accepted)} "
             "or a common shop alias such as 'jeans' or 't-shirt'."
         )
-        self.value = value
         self.accepted = accepted
 
 

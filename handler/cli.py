@@ -27,7 +27,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tqdm import tqdm
 
-from handler import app, errors, payload, response
+from handler import app, errors, payload, response, results
 from handler.batch_manifest import BATCH_DESCRIPTION, ManifestError, check_entry_fields, check_manifest
 from handler.categories import ACCEPTED_CATEGORIES
 
@@ -258,7 +258,7 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
         for kind in ("mask", "cutout"):
             location = image.get(kind)
             if isinstance(location, dict) and "png_base64" in location:
-                name = f"{kind}-{image['index']}.png"
+                name = results.view_file_name(kind, image["index"])
                 (folder / name).write_bytes(base64.b64decode(location["png_base64"]))
                 image[kind] = {"path": name}
     path = folder / "result.json"
@@ -325,9 +325,10 @@ def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Seg
     make_folder(folder)
     locations = []
     for index, pngs in enumerate(response.encode_views(segmentation.result)):
-        (folder / f"mask-{index}.png").write_bytes(pngs.mask)
-        (folder / f"cutout-{index}.png").write_bytes(pngs.cutout)
-        locations.append((response.file_location(f"mask-{index}.png"), response.file_location(f"cutout-{index}.png")))
+        mask_name, cutout_name = results.view_file_name("mask", index), results.view_file_name("cutout", index)
+        (folder / mask_name).write_bytes(pngs.mask)
+        (folder / cutout_name).write_bytes(pngs.cutout)
+        locations.append((response.file_location(mask_name), response.file_location(cutout_name)))
     document = response.result_document(
         segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=segmentation.timings_ms
     )

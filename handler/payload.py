@@ -144,8 +144,8 @@ def parse_payload(
         manifest: the manifest the payload was read from. Relative image names resolve against
             its folder. Without a manifest, every image must be base64 data or an s3:// URI.
     Raises:
-        InvalidRequestError, TooManyImagesError, InvalidThresholdError, UnknownCategoryError,
-        ImageNotDecodableError: the corresponding field is invalid.
+        InvalidRequestError, TooManyImagesError, InvalidThresholdError, UnknownCategoryError:
+            the corresponding field is invalid.
     """
     unknown = sorted(set(payload) - set(allowed))
     if unknown:
@@ -183,7 +183,6 @@ def parse_image_entry(entry: object, index: int, *, manifest: S3Ref | None) -> I
 
     Raises:
         InvalidRequestError: not a string, a malformed URI or key, or invalid base64.
-        ImageNotDecodableError: the base64 data decodes to zero bytes.
     """
     if not isinstance(entry, str):
         raise errors.InvalidRequestError(
@@ -263,10 +262,6 @@ def decode_base64_image(text: str, index: int) -> bytes:
             f"images[{index}] {errors.quote_value(text, limit=24)} is neither valid base64 image data nor an s3:// URI.",
             image_index=index,
         ) from err
-    if not data:
-        raise errors.ImageNotDecodableError(
-            f"Image {index} is empty (0 bytes); send a JPEG, PNG or WebP photo.", image_index=index
-        )
     return data
 
 

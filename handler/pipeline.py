@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from handler.categories import category_id, resolve_category
+from handler.categories import CATEGORY_NAMES, resolve_category
 from handler.colors import Color, product_colors
 from handler.imaging import make_cutout
 from handler.letterbox import crop_placement, letterbox
@@ -63,11 +63,13 @@ class SetResult:
 
     Attributes:
         views: one ViewResult per input photo, in input order.
-        colors: product colors over all views, largest share first; empty when every mask is empty.
+        colors: product colors over all views, largest share first; empty when every mask is
+            empty or when segment_set ran with colors=False.
         category: vocabulary name of the category hint, or None.
         threshold: probability threshold used for the masks.
         model_name, model_version: identity of the model from its metadata.
-        timings_ms: milliseconds spent in preprocess, infer, refine and colors.
+        timings_ms: milliseconds spent in preprocess, infer, refine and colors; colors is
+            absent when segment_set ran with colors=False.
     """
 
     views: tuple[ViewResult, ...]
@@ -85,6 +87,7 @@ def segment_set(
     *,
     threshold: float = 0.5,
     category: str | None = None,
+    colors: bool = True,
 ) -> SetResult:
     """Segment one product across its photos and extract its colors.
 
@@ -94,6 +97,8 @@ def segment_set(
         segmenter: the loaded model.
         threshold: refined probability at or above which a pixel is product, 0-1.
         category: category name or alias hinting what the product is; None for no hint.
+        colors: False skips the color clustering, for callers that use only the masks;
+            the result's colors are then an empty tuple.
     Returns:
         SetResult with one view per photo, each at that photo's own size.
     Raises:
@@ -104,6 +109,7 @@ def segment_set(
     """
     _check_request(images, segmenter.max_views, threshold)
     hint = resolve_category(category)
+    hint_id = 0 if hint is None else CATEGORY_NAMES.index(hint)
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -112,7 +118,7 @@ def segment_set(
     timings["preprocess"] = _elapsed_ms(started)
 
     started = time.perf_counter()
-    square_probs = segmenter.predict(squares, category_id=category_id(hint))
+    square_probs = segmenter.predict(squares, category_id=hint_id)
     timings["infer"] = _elapsed_ms(started)
 
     started = time.perf_counter()
@@ -122,13 +128,15 @@ def segment_set(
     )
     timings["refine"] = _elapsed_ms(started)
 
-    started = time.perf_counter()
-    colors = product_colors(list(images), [view.mask > 0 for view in views])
-    timings["colors"] = _elapsed_ms(started)
+    product_palette: tuple[Color, ...] = ()
+    if colors:
+        started = time.perf_counter()
+        product_palette = product_colors(list(images), [view.mask > 0 for view in views])
+        timings["colors"] = _elapsed_ms(started)
 
     return SetResult(
         views=views,
-        colors=colors,
+        colors=product_palette,
         category=hint,
         threshold=float(threshold),
         model_name=segmenter.name,

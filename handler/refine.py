@@ -7,9 +7,9 @@ In each window the output is a linear function of the photo's RGB. Its edges
 therefore follow the photo's edges instead of the blocky bilinear ones. The linear
 coefficients are fitted at the map's resolution and applied at a working resolution
 of at most 768 px on the long side, and only the final uint8 alpha is scaled to the
-full photo size. On the synthetic ellipse photos
-of tests/bench/bench.py (2000 x 3000, one core of a shared 2-core VM), 768 px gave a
-smaller boundary error than 1024 px in about 80% of the time.
+full photo size. The working size trades edge detail for speed and was chosen on
+synthetic photos. tests/bench/bench.py times the refinement of four 2000 x 3000 photos,
+but no script in this repository measures its edge quality.
 
 Then a cleanup on the hard mask removes specks and fills pin holes, both measured
 as a fraction of the product's area, while holes above that size (the inside of a
@@ -41,8 +41,6 @@ class RefineSettings:
     Attributes:
         work_long_side: long side, in pixels, of the working resolution; photos are
             shrunk by an integer factor until their long side is at most this.
-        coefficient_scale: the guided filter fits its coefficients at this many
-            times the probability map's resolution.
         radius: guided filter window radius, in coefficient pixels.
         eps: guided filter regularization, for RGB in 0-1; larger gives a smoother
             output that follows weaker photo edges less.
@@ -53,7 +51,6 @@ class RefineSettings:
     """
 
     work_long_side: int = 768
-    coefficient_scale: int = 1
     radius: int = 2
     eps: float = 1e-3
     speck_fraction: float = 0.01
@@ -71,11 +68,6 @@ class RefinedMask:
 
     alpha: NDArray[np.uint8]
     mask: NDArray[np.bool_]
-
-    @property
-    def empty(self) -> bool:
-        """True when no pixel is on the mask."""
-        return not bool(self.mask.any())
 
 
 def refine_mask(
@@ -107,9 +99,7 @@ def refine_mask(
 
     factor = math.ceil(max(height, width) / settings.work_long_side)
     work_image = _shrink_by_integer_factor(image, factor)
-    refined = guided_upsample(
-        work_image, probs, radius=settings.radius, eps=settings.eps, coefficient_scale=settings.coefficient_scale
-    )
+    refined = guided_upsample(work_image, probs, radius=settings.radius, eps=settings.eps)
     raw_mask = refined >= threshold
     if not raw_mask.any():
         return _empty_result(height, width)
@@ -136,7 +126,7 @@ def upsample_bilinear(probs: NDArray[np.float32], height: int, width: int) -> ND
 
 
 def guided_upsample(
-    guide: NDArray[np.uint8], probs: NDArray[np.float32], *, radius: int, eps: float, coefficient_scale: int
+    guide: NDArray[np.uint8], probs: NDArray[np.float32], *, radius: int, eps: float
 ) -> NDArray[np.float32]:
     """Upsample probs to the guide's size with a fast color guided filter.
 
@@ -145,14 +135,13 @@ def guided_upsample(
         probs: (hp, wp) float32, 0-1, same field of view as guide.
         radius: window radius in coefficient pixels.
         eps: regularization of the per-window linear fit, for RGB in 0-1.
-        coefficient_scale: coefficients are fitted at this multiple of (hp, wp),
-            capped at the guide size.
     Returns:
         (h, w) float32, 0-1.
     """
     height, width = guide.shape[:2]
-    fit_height = min(height, probs.shape[0] * coefficient_scale)
-    fit_width = min(width, probs.shape[1] * coefficient_scale)
+    # The coefficients are fitted at the map's own resolution, or at the guide's where that is smaller.
+    fit_height = min(height, probs.shape[0])
+    fit_width = min(width, probs.shape[1])
     fit_guide = (
         np.asarray(Image.fromarray(guide).resize((fit_width, fit_height), Image.Resampling.BOX), dtype=np.float32)
         / 255.0

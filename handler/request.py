@@ -285,14 +285,7 @@ def parse_form(body: bytes, boundary: str, *, legacy_threshold: float | None = N
 
     names = [name for name in _FORM_FILES if name in fields]
     check_image_count(len(names))
-    images = []
-    for index, name in enumerate(names):
-        image = ImageSource(index=index, data=fields[name], field=name)
-        if not image.data:
-            raise errors.ImageNotDecodableError(
-                f"{image.label.capitalize()} is empty (0 bytes); send a JPEG, PNG or WebP photo.", image_index=index
-            )
-        images.append(image)
+    images = [ImageSource(index=index, data=fields[name], field=name) for index, name in enumerate(names)]
     threshold = legacy_threshold if legacy_threshold is not None else parse_threshold(_form_text(fields, "threshold"))
     return SegmentRequest(
         images=tuple(images),

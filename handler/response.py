@@ -47,6 +47,13 @@ _API_SOURCES = (EventSource.API_V1, EventSource.API_V2)
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 """Largest reply a synchronous invoke may return: Lambda's 6 MB response payload quota, as JSON."""
 
+INLINE_RESERVE_BYTES = 16 * 1024
+"""Bytes of MAX_RESPONSE_BYTES kept for everything in an inline reply except the base64 PNGs.
+
+That is the result document's other fields and, for API Gateway, the envelope and the escaped
+JSON body inside it. A 4-photo reply with 5 colors and a 128-character product id needs about
+2 KB of it (tests/unit/test_response.py checks that reply against this constant)."""
+
 BatchTaskResult = S3BatchOperationResponseRecord
 """Outcome of one Batch Operations task: task_id, result_code, result_string."""
 
@@ -151,38 +158,28 @@ def error_reply(source: EventSource, error: errors.ApiError) -> dict[str, Any]:
 
 
 def check_inline_size(pngs: Sequence[ViewPngs]) -> None:
-    """Raise if the PNGs alone, base64-encoded, would exceed MAX_RESPONSE_BYTES.
+    """Raise if the PNGs, base64-encoded, plus INLINE_RESERVE_BYTES would exceed MAX_RESPONSE_BYTES.
 
     This runs before the PNGs are base64-encoded and serialized, because those copies of a
-    large result take more memory than the function has.
-
-    Raises:
-        ResponseTooLargeError: see check_reply_size.
-    """
-    _check_size(sum(base64_length(png.mask) + base64_length(png.cutout) for png in pngs))
-
-
-def base64_length(data: bytes) -> int:
-    """Return the length of data once base64-encoded with padding."""
-    return 4 * ((len(data) + 2) // 3)
-
-
-def check_reply_size(reply: Mapping[str, Any]) -> None:
-    """Raise if the reply, serialized as Lambda returns it, exceeds MAX_RESPONSE_BYTES.
+    large result take more memory than the function has. The reply is not measured again after
+    serialization, so INLINE_RESERVE_BYTES must cover everything in it except the PNGs.
 
     Raises:
         ResponseTooLargeError: the message gives the size and the two ways to stay under it.
     """
-    _check_size(len(json.dumps(reply, separators=(",", ":")).encode("utf-8")))
-
-
-def _check_size(size: int) -> None:
+    size = sum(base64_length(png.mask) + base64_length(png.cutout) for png in pngs) + INLINE_RESERVE_BYTES
     if size > MAX_RESPONSE_BYTES:
         raise errors.ResponseTooLargeError(
             f"The inline response would be at least {size / 1e6:.1f} MB, over Lambda's response limit of "
             f"{MAX_RESPONSE_BYTES / 1e6:.1f} MB. Configure OUTPUT_BUCKET so that results are stored in S3, "
             "or send smaller photos."
         )
+
+
+def base64_length(data: bytes) -> int:
+    """Return the length of data once base64-encoded with padding."""
+    return 4 * ((len(data) + 2) // 3)
+
 
 
 def http_response(

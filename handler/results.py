@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handler import response, storage
-from handler.payload import MAX_IMAGES
+from handler.payload import MAX_IMAGES, S3Ref
 from handler.pipeline import SetResult
 from handler.s3_events import output_prefix
 
@@ -24,10 +24,10 @@ RESULT_NAME = "result.json"
 
 @dataclass(frozen=True)
 class StoredResults:
-    """The document stored as result.json, and the URIs of an earlier run's files that could not be deleted."""
+    """The document stored as result.json, and the earlier run's files that could not be deleted."""
 
     document: dict[str, Any]
-    undeleted: list[str]
+    undeleted: list[storage.DeleteFailure]
 
 
 def store_results(
@@ -69,7 +69,7 @@ def store_results(
 
     marker_key = f"{folder}{RESULT_NAME}"
     document = response.result_document(
-        result, product_id=product_id, locations=locations, timings_ms=timings_ms, result_uri=f"s3://{bucket}/{marker_key}"
+        result, product_id=product_id, locations=locations, timings_ms=timings_ms, result_uri=S3Ref(bucket, marker_key).uri
     )
     files.append(storage.OutputFile(marker_key, json.dumps(document, indent=2).encode("utf-8"), "application/json"))
 
@@ -80,4 +80,9 @@ def store_results(
 
 def view_keys(folder: str, index: int) -> tuple[str, str]:
     """Return the S3 keys of photo index's mask and cutout PNGs in folder."""
-    return f"{folder}mask-{index}.png", f"{folder}cutout-{index}.png"
+    return folder + view_file_name("mask", index), folder + view_file_name("cutout", index)
+
+
+def view_file_name(kind: str, index: int) -> str:
+    """Return the file name of photo index's PNG of kind "mask" or "cutout": mask-K.png or cutout-K.png."""
+    return f"{kind}-{index}.png"

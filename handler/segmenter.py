@@ -37,6 +37,14 @@ class ModelContractError(ValueError):
     """The ONNX file's metadata, inputs or outputs differ from what this module feeds it."""
 
 
+class InvalidThreadCountError(ValueError):
+    """The ORT_THREADS environment variable is not a positive integer."""
+
+
+class InferenceError(RuntimeError):
+    """onnxruntime failed while running the model."""
+
+
 class Segmenter:
     """A loaded model plus its contract; ``predict`` maps letterboxed squares to probabilities.
 
@@ -99,6 +107,7 @@ class Segmenter:
             ValueError: squares has the wrong shape, dtype or view count, or
                 category_id is out of range.
             ModelContractError: the model returns an output of the wrong shape.
+            InferenceError: onnxruntime raised while running the model.
         """
         size, views = self.input_size, squares.shape[0] if squares.ndim == 4 else 0
         if squares.ndim != 4 or squares.shape[1:] != (size, size, 3) or squares.dtype != np.uint8:
@@ -113,7 +122,12 @@ class Segmenter:
         valid = np.zeros((1, self.max_views), dtype=np.float32)
         valid[0, :views] = 1.0
         category = np.array([category_id], dtype=np.int64)
-        (probs,) = self._session.run([OUTPUT_NAME], {"images": images, "valid": valid, "category": category})
+        try:
+            (probs,) = self._session.run([OUTPUT_NAME], {"images": images, "valid": valid, "category": category})
+        # onnxruntime's run errors (Fail, RuntimeException, InvalidArgument and others) derive
+        # directly from Exception, so no narrower class covers them all.
+        except Exception as err:
+            raise InferenceError(f"onnxruntime failed to run the model: {err}") from err
 
         if probs.shape != (1, self.max_views, size, size):
             raise ModelContractError(
@@ -183,7 +197,7 @@ def get_segmenter() -> Segmenter:
     intra-op thread count, by default os.cpu_count().
 
     Raises:
-        ValueError: ORT_THREADS is not a positive integer.
+        InvalidThreadCountError: ORT_THREADS is not a positive integer.
         FileNotFoundError, ModelContractError: as for Segmenter.from_path.
     """
     path = Path(os.environ.get(MODEL_PATH_ENV) or DEFAULT_MODEL_PATH)
@@ -191,6 +205,8 @@ def get_segmenter() -> Segmenter:
     threads = None
     if threads_text:
         if not threads_text.isdigit() or int(threads_text) < 1:
-            raise ValueError(f"{THREADS_ENV}={threads_text!r} is invalid; set it to a positive integer or unset it")
+            raise InvalidThreadCountError(
+                f"{THREADS_ENV}={threads_text!r} is invalid; set it to a positive integer or unset it"
+            )
         threads = int(threads_text)
     return Segmenter.from_path(path, threads=threads)

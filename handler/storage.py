@@ -37,6 +37,15 @@ class OutputFile:
     content_type: str
 
 
+@dataclass(frozen=True)
+class DeleteFailure:
+    """An object that could not be deleted, the S3 error code and the botocore exception."""
+
+    uri: str
+    code: str
+    error: ClientError | BotoCoreError
+
+
 def output_bucket() -> str | None:
     """Return the bucket for results (env OUTPUT_BUCKET), or None to return them inline."""
     return os.environ.get("OUTPUT_BUCKET") or None
@@ -120,7 +129,7 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
             s3_client().put_object(Bucket=bucket, Key=file.key, Body=file.body, ContentType=file.content_type)
         except (ClientError, BotoCoreError) as err:
             leftovers = delete_objects(written)
-            detail = f" Could not delete {', '.join(leftovers)}." if leftovers else ""
+            detail = f" Could not delete {describe_failures(leftovers)}." if leftovers else ""
             raise errors.StorageError(f"Writing {ref.uri} failed: {err}.{detail}") from err
         written.append(ref)
     return written
@@ -128,7 +137,7 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
 
 def replace_result_set(
     bucket: str, files: Sequence[OutputFile], *, marker_key: str, stale_keys: Sequence[str]
-) -> list[str]:
+) -> list[DeleteFailure]:
     """Replace one product's stored result set so that the marker is present only when the set is complete.
 
     The steps are: delete the old marker, write ``files`` in order (the marker last, by the
@@ -142,24 +151,42 @@ def replace_result_set(
         marker_key: key of the marker, whose presence means "this result set is complete".
         stale_keys: keys to remove after the marker is written; deleting a missing key succeeds.
     Returns:
-        The URIs of stale objects that could not be deleted; the new result set is complete
-        and consistent either way.
+        The stale objects that could not be deleted; the new result set is complete and
+        consistent either way.
     Raises:
-        StorageError: the old marker could not be deleted (nothing was written), or a write failed.
+        StorageError: the old marker could not be deleted, or a write failed. When the marker
+            stays, nothing was written, the message gives the S3 error code, and the botocore
+            error is the exception's cause.
     """
     marker = S3Ref(bucket=bucket, key=marker_key)
-    if delete_objects([marker]):
-        raise errors.StorageError(f"Deleting the previous {marker.uri} failed; nothing was written.")
+    marker_failures = delete_objects([marker])
+    if marker_failures:
+        failure = marker_failures[0]
+        raise errors.StorageError(
+            f"Deleting the previous {marker.uri} failed with S3 error {failure.code}; nothing was written."
+        ) from failure.error
     write_objects(bucket, files)
     return delete_objects([S3Ref(bucket=bucket, key=key) for key in stale_keys])
 
 
-def delete_objects(refs: Sequence[S3Ref]) -> list[str]:
-    """Delete objects one by one; return the URIs that could not be deleted."""
+def delete_objects(refs: Sequence[S3Ref]) -> list[DeleteFailure]:
+    """Delete objects one by one; return those that could not be deleted, with their errors."""
     failed = []
     for ref in refs:
         try:
             s3_client().delete_object(Bucket=ref.bucket, Key=ref.key)
-        except (ClientError, BotoCoreError):
-            failed.append(ref.uri)
+        except (ClientError, BotoCoreError) as err:
+            failed.append(DeleteFailure(uri=ref.uri, code=error_code(err), error=err))
     return failed
+
+
+def error_code(err: ClientError | BotoCoreError) -> str:
+    """Return the S3 error code of a ClientError, or the class name of a botocore error without one."""
+    if isinstance(err, ClientError):
+        return str(err.response.get("Error", {}).get("Code", "")) or "unknown"
+    return type(err).__name__
+
+
+def describe_failures(failures: Sequence[DeleteFailure]) -> str:
+    """Format failed deletes for a message: "s3://b/k (AccessDenied), ..."."""
+    return ", ".join(f"{failure.uri} ({failure.code})" for failure in failures)

@@ -8,11 +8,13 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+
+if TYPE_CHECKING:
+    from handler.cli import LocalContext
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = REPO_ROOT / "events"
@@ -42,14 +44,6 @@ def event_names() -> list[str]:
     return sorted(path.name for path in EVENTS_DIR.glob("*.json"))
 
 
-@dataclass(frozen=True)
-class FakeLambdaContext:
-    function_name: str = "fashion-seg-test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fashion-seg-test"
-    aws_request_id: str = "test-request-0001"
-
-
 @pytest.fixture(autouse=True)
 def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Point every AWS client at fake credentials and reset the handler's environment."""
@@ -64,8 +58,10 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LocalContext:
+    from handler.cli import LocalContext
+
+    return LocalContext(aws_request_id="test-request-0001")
 
 
 @pytest.fixture
@@ -104,7 +100,8 @@ def captured_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
     stream = io.StringIO()
     handler = cast(logging.StreamHandler, app.logger.registered_handler)  # Powertools' default handler
-    previous = handler.setStream(stream)
+    previous_stream, previous_level = handler.setStream(stream), app.logger.log_level
     app.logger.setLevel("INFO")
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    handler.setStream(previous)
+    app.logger.setLevel(previous_level)
+    handler.setStream(previous_stream)

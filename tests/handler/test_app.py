@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from PIL import Image
 
-from handler import app, errors, pipeline, response, storage
+from handler import app, errors, pipeline, response, segmenter, storage
 from handler.app import lambda_handler
+from handler.segmenter import DEFAULT_MODEL_PATH, Segmenter
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, SAMPLES_DIR, build_events, event_names, list_keys, load_event
 
 FRONT_B64 = base64.b64encode((SAMPLES_DIR / "front.jpg").read_bytes()).decode()
@@ -193,6 +195,33 @@ def test_api_bad_image_carries_index(lambda_context: Any) -> None:
     assert "Image 1" in error["message"]
 
 
+def test_api_empty_image_not_decodable(lambda_context: Any) -> None:
+    result = lambda_handler(api_json({"images": [""]}), lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 400
+    assert error["code"] == "image_not_decodable"
+    assert error["image_index"] == 0
+    assert "0 bytes" in error["message"]
+
+
+def test_multipart_empty_file_names_field(lambda_context: Any) -> None:
+    body = build_events.multipart_body({"file1": "front.jpg"}, {"file4": ""})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event(
+        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
+    )
+
+    result = lambda_handler(event, lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 400
+    assert error["code"] == "image_not_decodable"
+    assert error["image_index"] == 1
+    assert error["message"].startswith("Field file4 (image 1) could not be decoded")
+    assert "is empty (0 bytes)" in error["message"]
+
+
 def test_api_wrong_content_type_415(lambda_context: Any) -> None:
     result = lambda_handler(api_json("images=1", content_type="text/plain"), lambda_context)
 
@@ -242,6 +271,49 @@ def test_model_load_failure_is_model_error(lambda_context: Any, monkeypatch: pyt
 
     assert result["error"]["code"] == "model_error"
     assert "MODEL_PATH" in result["error"]["message"]
+
+
+class FailingSession:
+    """An onnxruntime session stand-in whose run raises, as onnxruntime does on a runtime failure."""
+
+    def run(self, *_: Any, **__: Any) -> None:
+        raise ort_state.Fail("injected run failure")
+
+
+def use_failing_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = Segmenter.from_path(DEFAULT_MODEL_PATH, threads=1)
+    monkeypatch.setattr(model, "_session", FailingSession())
+    monkeypatch.setattr(app, "get_segmenter", lambda: model)
+
+
+def test_model_run_failure_is_model_error(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_failing_model(monkeypatch)
+
+    result = lambda_handler(load_event("direct.json"), lambda_context)
+
+    assert result["error"]["code"] == "model_error"
+    assert "failed to run" in result["error"]["message"]
+    assert "injected" not in result["error"]["message"]
+
+
+def test_s3_model_run_failure_retried(s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_failing_model(monkeypatch)
+
+    with pytest.raises(errors.TemporaryFailure, match=r"incoming/sample-001/manifest\.json"):
+        lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+
+def test_invalid_thread_count_is_model_error(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORT_THREADS", "zero")
+    segmenter.get_segmenter.cache_clear()
+    try:
+        result = lambda_handler(load_event("direct.json"), lambda_context)
+    finally:
+        segmenter.get_segmenter.cache_clear()
+
+    assert result["error"]["code"] == "model_error"
+    assert "ORT_THREADS='zero'" in result["error"]["message"]
+    assert "MODEL_PATH" not in result["error"]["message"]
 
 
 def test_logs_one_line_per_image_without_image_data(lambda_context: Any, captured_logs: Any) -> None:
@@ -368,6 +440,46 @@ def test_s3_failed_rerun_removes_old_result_json(s3: Any, lambda_context: Any) -
     assert len(attempted) == 4
     assert "results/sample-001/result.json" not in keys
     assert not set(attempted[:3]) & set(keys)
+
+
+def fail_delete(client: Any, key_suffix: str) -> None:
+    """Make DeleteObject on the handler's client fail with AccessDenied for keys ending in key_suffix."""
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"].endswith(key_suffix):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "injected"}}, "DeleteObject")
+
+    client.meta.events.register("before-parameter-build.s3.DeleteObject", hook)
+
+
+def test_storage_old_marker_not_deleted_keeps_s3_code(s3: Any) -> None:
+    fail_delete(storage.s3_client(), "result.json")
+    files = [storage.OutputFile("results/p/mask-0.png", b"png", "image/png")]
+
+    with pytest.raises(errors.StorageError) as info:
+        storage.replace_result_set(OUTPUT_BUCKET, files, marker_key="results/p/result.json", stale_keys=[])
+
+    assert "AccessDenied" in info.value.message
+    assert f"s3://{OUTPUT_BUCKET}/results/p/result.json" in info.value.message
+    assert isinstance(info.value.__cause__, ClientError)
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_s3_stale_file_not_deleted_logs_s3_code(s3: Any, lambda_context: Any, captured_logs: Any) -> None:
+    # GIVEN a completed run of sample-001 with four photos, and S3 refusing to delete mask-3.png
+    lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    fail_delete(storage.s3_client(), "mask-3.png")
+
+    # WHEN a re-run with two photos leaves mask-3.png behind
+    write_manifest(s3, list(MANIFEST_IMAGES[:2]))
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN the run succeeds and its warning names the file and the S3 error code
+    assert result["manifests"][0].get("error") is None
+    warnings = [line for line in captured_logs() if line["message"] == "stale_results_not_deleted"]
+    assert len(warnings) == 1
+    assert warnings[0]["uris"] == [f"s3://{OUTPUT_BUCKET}/results/sample-001/mask-3.png"]
+    assert warnings[0]["error_codes"] == ["AccessDenied"]
 
 
 def test_s3_stored_result_json_equals_returned_document(s3: Any, lambda_context: Any) -> None:

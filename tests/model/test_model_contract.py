@@ -253,7 +253,7 @@ def test_get_segmenter_invalid_thread_count_raises(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ORT_THREADS", threads)
     segmenter_module.get_segmenter.cache_clear()
     try:
-        with pytest.raises(ValueError, match="ORT_THREADS"):
+        with pytest.raises(segmenter_module.InvalidThreadCountError, match="ORT_THREADS"):
             segmenter_module.get_segmenter()
     finally:
         segmenter_module.get_segmenter.cache_clear()

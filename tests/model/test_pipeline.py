@@ -179,6 +179,19 @@ def test_segment_set_all_empty_gives_no_colors() -> None:
     assert result.colors == ()
 
 
+def test_segment_set_colors_off_skips_clustering() -> None:
+    photos, _ = boxed_set()
+
+    with_colors = segment_set(photos[:2], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
+    without = segment_set(photos[:2], RedDetector(), colors=False)  # type: ignore[arg-type]  # duck-typed stand-in
+
+    assert with_colors.colors != ()
+    assert without.colors == ()
+    assert "colors" not in without.timings_ms
+    for view_with, view_without in zip(with_colors.views, without.views, strict=True):
+        np.testing.assert_array_equal(view_with.mask, view_without.mask)
+
+
 def test_segment_set_category_alias_sent_as_id() -> None:
     detector = RedDetector()
     photos, _ = boxed_set()

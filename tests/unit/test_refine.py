@@ -149,7 +149,6 @@ def test_refine_mask_empty_map_gives_empty_mask() -> None:
 
     refined = refine_mask(photo, np.zeros((160, 107), dtype=np.float32))
 
-    assert refined.empty
     assert not refined.mask.any()
     assert not refined.alpha.any()
     assert refined.mask.shape == (300, 200)

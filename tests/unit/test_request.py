@@ -197,13 +197,6 @@ def test_parse_bad_base64_names_image_index() -> None:
     assert "'not base64" in info.value.message
 
 
-def test_parse_empty_image_not_decodable() -> None:
-    with pytest.raises(errors.ImageNotDecodableError) as info:
-        parse(http_json({"images": [""]}))
-    assert info.value.image_index == 0
-    assert "0 bytes" in info.value.message
-
-
 def test_parse_url_safe_base64_without_padding() -> None:
     text = base64.urlsafe_b64encode(FRONT).decode().rstrip("=")
 
@@ -310,19 +303,6 @@ def test_parse_multipart_records_field_names() -> None:
     parsed = parse(multipart_event({"file2": "front.jpg", "file4": "back.jpg"}))
 
     assert [image.label for image in parsed.images] == ["field file2 (image 0)", "field file4 (image 1)"]
-
-
-def test_parse_multipart_empty_file_names_field() -> None:
-    body = build_events.multipart_body({"file1": "front.jpg"}, {"file4": ""})
-    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
-    event = build_events.http_event(
-        "/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True
-    )
-
-    with pytest.raises(errors.ImageNotDecodableError) as info:
-        parse(event)
-    assert info.value.message.startswith("Field file4 (image 1) is empty")
-    assert info.value.image_index == 1
 
 
 @pytest.mark.parametrize(

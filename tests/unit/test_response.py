@@ -165,18 +165,50 @@ def test_error_reply_method_not_allowed_has_allow_header() -> None:
     assert reply["headers"]["Content-Type"] == "application/json"
 
 
-def test_check_reply_size_over_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(response, "MAX_RESPONSE_BYTES", 1000)
-    reply = response.reply(EventSource.API_V2, 200, {"images": ["x" * 2000]})
+def test_check_inline_size_over_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(response, "MAX_RESPONSE_BYTES", response.INLINE_RESERVE_BYTES + 1000)
+    pngs = [response.ViewPngs(mask=b"x" * 2000, cutout=b"")]
 
     with pytest.raises(errors.ResponseTooLargeError) as info:
-        response.check_reply_size(reply)
+        response.check_inline_size(pngs)
     assert info.value.status_code == 413
     assert "OUTPUT_BUCKET" in info.value.message
 
 
-def test_check_reply_size_under_limit_passes() -> None:
-    response.check_reply_size(response.reply(EventSource.API_V2, 200, {"images": ["x" * 2000]}))
+def test_check_inline_size_under_limit_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(response, "MAX_RESPONSE_BYTES", response.INLINE_RESERVE_BYTES + 3000)
+
+    response.check_inline_size([response.ViewPngs(mask=b"x" * 2000, cutout=b"")])
+
+
+def test_inline_reserve_covers_largest_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the longest fields a reply can carry: 4 photos, 5 colors, a 128-character product id,
+    # every timing key and the CORS header
+    monkeypatch.setenv("CORS_ALLOW_ORIGIN", "https://shop.example.com")
+    color = Color(
+        hex="#6495ed", rgb=(100, 149, 237), lab=(61.93, 9.34, -49.31), percentage=20, name="cornflower blue", family="purple"
+    )
+    timings = {name: 123456.7 for name in ("read", "decode", "preprocess", "infer", "refine", "colors", "encode")}
+    result = SetResult(
+        views=tuple(make_view(6, 4, (1, 2, 3, 5)) for _ in range(4)),
+        colors=(color,) * 5,
+        category="outerwear",
+        threshold=0.123456789,
+        model_name="fashion-seg",
+        model_version="1.2.3",
+        timings_ms=timings,
+    )
+    pngs = [response.ViewPngs(mask=bytes(range(256)) * 40, cutout=bytes(range(256)) * 90) for _ in result.views]
+    locations = [(response.inline_location(png.mask), response.inline_location(png.cutout)) for png in pngs]
+    document = response.result_document(result, product_id="p" * 128, locations=locations, timings_ms=timings)
+
+    # WHEN it is wrapped for API Gateway and serialized as Lambda returns it
+    reply = response.reply(EventSource.API_V1, 200, document)
+    size = len(json.dumps(reply, separators=(",", ":")).encode("utf-8"))
+
+    # THEN everything except the base64 PNGs fits in the reserve that check_inline_size adds
+    png_size = sum(response.base64_length(png.mask) + response.base64_length(png.cutout) for png in pngs)
+    assert size - png_size <= response.INLINE_RESERVE_BYTES
 
 
 def test_quote_value_huge_int_does_not_raise() -> None:
