@@ -21,28 +21,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from model.training.quantize import FeedReader, activation_matmuls
-from model.training.synth import load_label_categories, load_photos, split_ids, synthesize_set
-
-
-def validation_sets(dataset_dir: Path, size: int, count: int, seed: int) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """Build (feed, (4, S, S) bool truth) pairs from validation photos, without category hints."""
-    _, validation_ids = split_ids(dataset_dir)
-    photos = load_photos(dataset_dir, validation_ids)
-    label_categories = load_label_categories(dataset_dir)
-    rng = np.random.default_rng(seed)
-    pairs = []
-    while len(pairs) < count:
-        product = synthesize_set(photos[rng.integers(len(photos))], label_categories, size, rng)
-        if product is None:
-            continue
-        feed = {
-            "images": product.images.transpose(0, 3, 1, 2)[None].astype(np.float32) / 127.5 - 1.0,
-            "valid": product.valid[None].astype(np.float32),
-            "category": np.zeros(1, np.int64),
-        }
-        pairs.append((feed, product.masks))
-    return pairs
+from model.training.quantize import FeedReader, activation_matmuls, depthwise_convs, mean_iou, validation_sets
+from model.training.synth import split_ids
 
 
 def score(path: Path, pairs: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> tuple[float, float]:
@@ -50,12 +30,6 @@ def score(path: Path, pairs: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    ious = []
-    for feed, truth in pairs:
-        probs = session.run(["probs"], feed)[0][0] >= 0.5
-        for view in np.flatnonzero(feed["valid"][0]):
-            union = np.logical_or(probs[view], truth[view]).sum()
-            ious.append(1.0 if union == 0 else np.logical_and(probs[view], truth[view]).sum() / union)
     full = next(feed for feed, _ in pairs if feed["valid"].sum() == 4)
     for _ in range(3):
         session.run(["probs"], full)
@@ -64,7 +38,7 @@ def score(path: Path, pairs: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> 
         started = time.perf_counter()
         session.run(["probs"], full)
         times.append((time.perf_counter() - started) * 1000)
-    return float(np.mean(ious)), float(np.median(times))
+    return mean_iou(path, pairs), float(np.median(times))
 
 
 def main() -> None:
@@ -85,9 +59,7 @@ def main() -> None:
         quant_pre_process(str(args.fp32), str(prepared), skip_symbolic_shape=True)
         proto = onnx.load(str(prepared))
         attention = activation_matmuls(proto)
-        depthwise = [
-            node.name for node in proto.graph.node if node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
-        ]
+        depthwise = depthwise_convs(proto)
         variants = {
             "conv + all matmul, per-channel": {"op_types_to_quantize": ["Conv", "MatMul"], "per_channel": True},
             "conv only, per-channel": {"op_types_to_quantize": ["Conv"], "per_channel": True},
@@ -96,12 +68,12 @@ def main() -> None:
                 "per_channel": False,
                 "nodes_to_exclude": attention,
             },
-            "conv + weight matmul, per-channel (shipped)": {
+            "conv + weight matmul, per-channel": {
                 "op_types_to_quantize": ["Conv", "MatMul"],
                 "per_channel": True,
                 "nodes_to_exclude": attention,
             },
-            "as shipped, depthwise conv fp32": {
+            "as above, depthwise conv fp32 (shipped)": {
                 "op_types_to_quantize": ["Conv", "MatMul"],
                 "per_channel": True,
                 "nodes_to_exclude": attention + depthwise,

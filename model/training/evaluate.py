@@ -109,20 +109,14 @@ class PeerModel:
         output = self.session.run(None, {self.input_name: tensor})[0][0, 0]
         low, high = float(output.min()), float(output.max())
         normalized = (output - low) / (high - low) if high > low else np.zeros_like(output)
-        back = Image.fromarray(normalized.astype(np.float32), mode="F").resize(
-            (image.shape[1], image.shape[0]), Image.BILINEAR
-        )
+        back = Image.fromarray(normalized.astype(np.float32), mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR)
         return np.asarray(back, np.float32)
 
 
-def upsample_bilinear(
-    square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]
-) -> NDArray[np.float32]:
+def upsample_bilinear(square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Crop the photo's region of an (S, S) map and resize it bilinearly to the photo's (H, W)."""
     region = np.ascontiguousarray(crop_placement(square_probs, placement), np.float32)
-    return np.asarray(
-        Image.fromarray(region, mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR), np.float32
-    )
+    return np.asarray(Image.fromarray(region, mode="F").resize((image.shape[1], image.shape[0]), Image.BILINEAR), np.float32)
 
 
 def iou(prediction: NDArray[np.bool_], truth: NDArray[np.bool_]) -> float:
@@ -131,9 +125,7 @@ def iou(prediction: NDArray[np.bool_], truth: NDArray[np.bool_]) -> float:
     return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)
 
 
-def boundary_f_score(
-    prediction: NDArray[np.bool_], truth: NDArray[np.bool_], tolerance: int = BOUNDARY_TOLERANCE
-) -> float:
+def boundary_f_score(prediction: NDArray[np.bool_], truth: NDArray[np.bool_], tolerance: int = BOUNDARY_TOLERANCE) -> float:
     """Boundary F-score: precision and recall of boundary pixels matched within tolerance pixels.
 
     Args:
@@ -210,16 +202,11 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
     return cases
 
 
-def segment_views(
-    model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler
-) -> list[NDArray[np.bool_]]:
+def segment_views(model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler) -> list[NDArray[np.bool_]]:
     """Segment views as one set and return (H, W) bool masks at each view's resolution."""
     boxed = [letterbox(view, model.size) for view in views]
     probs = model.predict([square for square, _ in boxed], category)
-    return [
-        upsample(probs[i], placement, view) >= THRESHOLD
-        for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))
-    ]
+    return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
 
 
 @dataclass
@@ -229,9 +216,7 @@ class Scores:
     iou: dict[str, list[float]] = field(default_factory=dict)
     boundary: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(
-        self, key: str, prediction: NDArray[np.bool_], truth: NDArray[np.bool_], *, with_boundary: bool = False
-    ) -> None:
+    def add(self, key: str, prediction: NDArray[np.bool_], truth: NDArray[np.bool_], *, with_boundary: bool = False) -> None:
         self.iou.setdefault(key, []).append(iou(prediction, truth))
         if with_boundary:
             self.boundary.setdefault(key, []).append(boundary_f_score(prediction, truth))
@@ -262,9 +247,7 @@ def evaluate_model(
         for name, prediction, truth in zip(EVAL_VIEWS, predicted, case.truths, strict=True):
             scores.add(f"full/{name}", prediction, truth, with_boundary=True)
             scores.add("scenario/full", prediction, truth, with_boundary=True)
-        full_sets.append(
-            (float(np.mean([iou(p, t) for p, t in zip(predicted, case.truths, strict=True)])), case, predicted)
-        )
+        full_sets.append((float(np.mean([iou(p, t) for p, t in zip(predicted, case.truths, strict=True)])), case, predicted))
         if not full:
             continue
 
@@ -282,9 +265,7 @@ def evaluate_model(
     return scores, full_sets
 
 
-def _score_hints(
-    model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray[np.bool_], upsample: Upsampler, scores: Scores
-) -> None:
+def _score_hints(model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray[np.bool_], upsample: Upsampler, scores: Scores) -> None:
     """Score one on-model view alone with no hint, the right hint and, where a decoy exists, a wrong hint."""
     view, truth = case.views[index], case.truths[index]
     scores.add("hint/none", alone, truth)
@@ -334,20 +315,15 @@ def format_details(scores: Scores, refined_vs_bilinear: dict[str, Scores]) -> st
         f"   gain (full set - alone) {full_set - alone:+.3f}   n={len(scores.iou.get('fusion/alone', []))}",
         "Category hint, single on-model photo with 2+ garments:",
         f"  no hint {no_hint:.3f}   correct hint {correct:.3f}   wrong hint (IoU with product) {misled:.3f}",
-        f"  mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}"
-        f"   full-set figure of the same views {full_set:.3f}",
+        f"  mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}   full-set figure of the same views {full_set:.3f}",
     ]
     lines.append(f"Upsampling to full resolution (set of 4, IoU / BF@{BOUNDARY_TOLERANCE}px):")
     for name, result in refined_vs_bilinear.items():
-        lines.append(
-            f"  {name:<10} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}"
-        )
+        lines.append(f"  {name:<10} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}")
     return "\n".join(lines)
 
 
-def write_worst_sheet(
-    full_sets: list[tuple[float, EvalCase, list[NDArray[np.bool_]]]], path: Path, count: int = 8
-) -> None:
+def write_worst_sheet(full_sets: list[tuple[float, EvalCase, list[NDArray[np.bool_]]]], path: Path, count: int = 8) -> None:
     """Save a PNG: per worst set, the four inputs, then truth (green) and prediction (red) overlays."""
     tile = (150, 200)
     rows = []
@@ -370,9 +346,7 @@ def load_refiner(threshold: float) -> Upsampler:
     """
     from handler import refine
 
-    def refined(
-        square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]
-    ) -> NDArray[np.float32]:
+    def refined(square_probs: NDArray[np.float32], placement: Placement, image: NDArray[np.uint8]) -> NDArray[np.float32]:
         region = np.ascontiguousarray(crop_placement(square_probs, placement), np.float32)
         matte = refine.refine_mask(image, region, threshold=threshold)
         return matte.alpha.astype(np.float32) / 255.0
@@ -384,9 +358,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
     parser.add_argument("--int8", type=Path, default=Path("model/fashion-seg.int8.onnx"), help="shipped int8 model")
-    parser.add_argument(
-        "--fp32", type=Path, default=Path("model/fashion-seg.fp32.onnx"), help="fp32 model it was quantized from"
-    )
+    parser.add_argument("--fp32", type=Path, default=Path("model/fashion-seg.fp32.onnx"), help="fp32 model it was quantized from")
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for metrics.json and worst-sets.png")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N validation photos")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True, help="also score rembg's u2netp")
@@ -410,9 +382,7 @@ def main() -> None:
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 
-    print(
-        f"\nValidation split: {len(cases)} photos, IoU at threshold {THRESHOLD}, masks at each photo's own resolution"
-    )
+    print(f"\nValidation split: {len(cases)} photos, IoU at threshold {THRESHOLD}, masks at each photo's own resolution")
     print(format_table(results))
     print()
     print(format_details(results["int8 (shipped)"], refined_vs_bilinear))
@@ -422,8 +392,7 @@ def main() -> None:
 
     write_worst_sheet(full_sets, args.out / "worst-sets.png")
     metrics = {
-        name: {key: float(np.mean(v)) for key, v in s.iou.items()}
-        | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()}
+        name: {key: float(np.mean(v)) for key, v in s.iou.items()} | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()}
         for name, s in results.items()
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

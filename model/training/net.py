@@ -120,9 +120,7 @@ class SetSegNet(nn.Module):
         for block in self.fusion:
             tokens = block(tokens, key_bias)
         fused = (
-            tokens.reshape(batch, views, cells, channels)
-            .permute(0, 1, 3, 2)
-            .reshape(batch * views, channels, s16.shape[2], s16.shape[3])
+            tokens.reshape(batch, views, cells, channels).permute(0, 1, 3, 2).reshape(batch * views, channels, s16.shape[2], s16.shape[3])
         )
 
         y = self.from_tokens(fused)

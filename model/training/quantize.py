@@ -1,13 +1,16 @@
 """Quantize the fp32 ONNX model to static int8 (QDQ) and check it against fp32.
 
-    python -m model.training.quantize --fp32 runs/v1/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
+    python -m model.training.quantize --fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
 
-Calibration uses synthesized training sets. Convolutions and the matrix
+Calibration uses synthesized training sets. Dense convolutions and the matrix
 products with a weight (linear layers) are quantized, with per-channel
-weights. The attention's activation-by-activation products, layer norm,
-softmax and resize stay fp32: quantizing the attention products made the
-model twice as slow as fp32 on one core (onnxruntime 1.32, x86-64). The int8 model passes when its masks agree with
-the fp32 masks on validation sets by mean IoU of at least AGREEMENT_FLOOR.
+weights. Depthwise convolutions, the attention's activation-by-activation
+products, layer norm, softmax and resize stay fp32. compare_quantization.py
+measured the choices on the trained model (onnxruntime 1.32, x86-64, one
+thread): quantizing the attention products was slower than fp32, and keeping
+depthwise convolutions fp32 lost the least IoU and ran fastest. The int8 model
+passes when its mean IoU against the truth on synthesized validation sets is at
+most MAX_IOU_LOSS below the fp32 model's.
 """
 
 from __future__ import annotations
@@ -29,13 +32,11 @@ from model.training.synth import load_label_categories, load_photos, split_ids, 
 
 logger = logging.getLogger("quantize")
 
-AGREEMENT_FLOOR = 0.95
-"""Lowest accepted mean IoU between int8 and fp32 masks (threshold 0.5)."""
+MAX_IOU_LOSS = 0.01
+"""Largest accepted drop of mean IoU against the truth, int8 versus fp32 (threshold 0.5)."""
 
 
-def synthesized_feeds(
-    dataset_dir: Path, ids: list[str], size: int, count: int, seed: int
-) -> list[dict[str, np.ndarray]]:
+def synthesized_feeds(dataset_dir: Path, ids: list[str], size: int, count: int, seed: int) -> list[dict[str, np.ndarray]]:
     """Build count ONNX feeds from synthesized sets of the given photos."""
     photos = load_photos(dataset_dir, ids)
     label_categories = load_label_categories(dataset_dir)
@@ -65,28 +66,52 @@ class FeedReader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def mask_agreement(fp32_path: Path, int8_path: Path, feeds: list[dict[str, np.ndarray]]) -> float:
-    """Mean IoU between fp32 and int8 masks over the present views of the feeds."""
-    fp32 = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])
-    int8 = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
+def validation_sets(dataset_dir: Path, size: int, count: int, seed: int) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Build (feed, (4, S, S) bool truth) pairs from synthesized validation sets, without category hints."""
+    _, validation_ids = split_ids(dataset_dir)
+    photos = load_photos(dataset_dir, validation_ids)
+    label_categories = load_label_categories(dataset_dir)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    while len(pairs) < count:
+        product = synthesize_set(photos[rng.integers(len(photos))], label_categories, size, rng)
+        if product is None:
+            continue
+        feed = {
+            "images": product.images.transpose(0, 3, 1, 2)[None].astype(np.float32) / 127.5 - 1.0,
+            "valid": product.valid[None].astype(np.float32),
+            "category": np.zeros(1, np.int64),
+        }
+        pairs.append((feed, product.masks))
+    return pairs
+
+
+def mean_iou(path: Path, pairs: list[tuple[dict[str, np.ndarray], np.ndarray]], *, threads: int = 1) -> float:
+    """Mean IoU against the truth over the present views of the sets, at threshold 0.5."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     scores = []
-    for feed in feeds:
-        (reference,) = fp32.run(["probs"], feed)
-        (quantized,) = int8.run(["probs"], feed)
+    for feed, truth in pairs:
+        masks = session.run(["probs"], feed)[0][0] >= 0.5
         for view in np.flatnonzero(feed["valid"][0]):
-            a, b = reference[0, view] > 0.5, quantized[0, view] > 0.5
-            union = np.logical_or(a, b).sum()
-            scores.append(1.0 if union == 0 else np.logical_and(a, b).sum() / union)
+            union = np.logical_or(masks[view], truth[view]).sum()
+            scores.append(1.0 if union == 0 else np.logical_and(masks[view], truth[view]).sum() / union)
     return float(np.mean(scores))
 
 
 def activation_matmuls(proto: onnx.ModelProto) -> list[str]:
     """Names of MatMul nodes whose inputs are both activations (no initializer)."""
     initializers = {tensor.name for tensor in proto.graph.initializer}
+    return [node.name for node in proto.graph.node if node.op_type == "MatMul" and not any(name in initializers for name in node.input)]
+
+
+def depthwise_convs(proto: onnx.ModelProto) -> list[str]:
+    """Names of grouped (depthwise) Conv nodes."""
     return [
         node.name
         for node in proto.graph.node
-        if node.op_type == "MatMul" and not any(name in initializers for name in node.input)
+        if node.op_type == "Conv" and any(attribute.name == "group" and attribute.i > 1 for attribute in node.attribute)
     ]
 
 
@@ -112,8 +137,8 @@ def write_model_card(int8_path: Path) -> Path:
             "sha256": hashlib.sha256(int8_path.read_bytes()).hexdigest(),
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "quantization": (
-                "static int8 QDQ: Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
-                " MinMax calibration; attention products, LayerNorm, Softmax and Resize stay fp32"
+                "static int8 QDQ: dense Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
+                " MinMax calibration; depthwise Conv, attention products, LayerNorm, Softmax and Resize stay fp32"
             ),
             "inputs": {"images": "float32 [N, 4, 3, S, S]", "valid": "float32 [N, 4]", "category": "int64 [N]"},
             "outputs": {"probs": "float32 [N, 4, S, S], 0-1"},
@@ -134,10 +159,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     size = int({p.key: p.value for p in onnx.load(str(args.fp32)).metadata_props}["input_size"])
-    train_ids, validation_ids = split_ids(args.dataset)
+    train_ids, _ = split_ids(args.dataset)
     prepared = args.out.with_suffix(".prep.onnx")
     quant_pre_process(str(args.fp32), str(prepared), skip_symbolic_shape=True)
-    kept_fp32 = activation_matmuls(onnx.load(str(prepared)))
+    kept_fp32 = activation_matmuls(onnx.load(str(prepared))) + depthwise_convs(onnx.load(str(prepared)))
     quantize_static(
         str(prepared),
         str(args.out),
@@ -153,13 +178,25 @@ def main() -> None:
     prepared.unlink()
     copy_metadata(args.fp32, args.out)
 
-    agreement = mask_agreement(args.fp32, args.out, synthesized_feeds(args.dataset, validation_ids, size, 48, seed=3))
-    if agreement < AGREEMENT_FLOOR:
-        logger.error("int8 model rejected: mask IoU against fp32 is %.3f, below %.2f", agreement, AGREEMENT_FLOOR)
+    pairs = validation_sets(args.dataset, size, 96, seed=3)
+    fp32_iou, int8_iou = mean_iou(args.fp32, pairs), mean_iou(args.out, pairs)
+    if fp32_iou - int8_iou > MAX_IOU_LOSS:
+        logger.error(
+            "int8 model rejected: IoU %.4f is %.4f below fp32 (%.4f); at most %.2f is accepted",
+            int8_iou,
+            fp32_iou - int8_iou,
+            fp32_iou,
+            MAX_IOU_LOSS,
+        )
         sys.exit(1)
     card = write_model_card(args.out)
     logger.info(
-        "wrote %s (%d bytes) and %s; int8-vs-fp32 mask IoU %.3f", args.out, args.out.stat().st_size, card, agreement
+        "wrote %s (%d bytes) and %s; IoU on validation sets int8 %.4f, fp32 %.4f",
+        args.out,
+        args.out.stat().st_size,
+        card,
+        int8_iou,
+        fp32_iou,
     )
 
 

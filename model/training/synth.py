@@ -118,11 +118,7 @@ def load_photos(dataset_dir: Path, ids: list[str], *, long_side: int | None = WO
             continue
         scale = long_side / max(rgb.size)
         size = (round(rgb.size[0] * scale), round(rgb.size[1] * scale))
-        photos.append(
-            Photo(
-                photo_id, np.asarray(rgb.resize(size, Image.BILINEAR)), np.asarray(labels.resize(size, Image.NEAREST))
-            )
-        )
+        photos.append(Photo(photo_id, np.asarray(rgb.resize(size, Image.BILINEAR)), np.asarray(labels.resize(size, Image.NEAREST))))
     return photos
 
 
@@ -134,11 +130,7 @@ def product_labels(photo: Photo, label_categories: dict[int, int]) -> list[tuple
     """
     ids, counts = np.unique(photo.labels, return_counts=True)
     minimum = MIN_TARGET_FRACTION * photo.labels.size
-    found = [
-        (int(i), int(c))
-        for i, c in zip(ids, counts, strict=True)
-        if label_categories.get(int(i), 0) > 0 and c >= minimum
-    ]
+    found = [(int(i), int(c)) for i, c in zip(ids, counts, strict=True) if label_categories.get(int(i), 0) > 0 and c >= minimum]
     return sorted(found, key=lambda pair: -pair[1])
 
 
@@ -167,9 +159,7 @@ def _light_background(rng: np.random.Generator, height: int, width: int) -> NDAr
     return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
 
 
-def _composite(
-    rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.Generator, *, shadow: bool
-) -> NDArray[np.uint8]:
+def _composite(rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.Generator, *, shadow: bool) -> NDArray[np.uint8]:
     """Paste the kept pixels on a light background with a soft alpha edge and an optional shadow."""
     height, width = keep.shape
     background = _light_background(rng, height, width)
@@ -183,9 +173,7 @@ def _composite(
     return np.clip(rgb.astype(np.float32) * alpha + background * (1 - alpha), 0, 255).astype(np.uint8)
 
 
-def _crop(
-    rgb: NDArray[np.uint8], codes: NDArray[np.uint8], box: tuple[int, int, int, int]
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def _crop(rgb: NDArray[np.uint8], codes: NDArray[np.uint8], box: tuple[int, int, int, int]) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     top, left, bottom, right = box
     return rgb[top:bottom, left:right], codes[top:bottom, left:right]
 
@@ -205,9 +193,7 @@ def _box_around(mask: NDArray[np.bool_], margin: float, rng: np.random.Generator
     )
 
 
-def render_studio(
-    photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_studio(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Cut the person out and place them on a studio background, framed full body or closer."""
     target = codes == TARGET_CODE
     person = photo.labels != BACKGROUND_LABEL
@@ -218,29 +204,19 @@ def render_studio(
     return _crop(rgb, codes, box)
 
 
-def render_street(
-    photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_street(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Use the street photo itself, sometimes cropped towards the target."""
     if rng.random() < 0.5:
         return photo.rgb, codes
     height, width = codes.shape
     box = _box_around(codes == TARGET_CODE, rng.uniform(0.3, 1.2), rng)
-    return (
-        _crop(photo.rgb, codes, box)
-        if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width
-        else (photo.rgb, codes)
-    )
+    return _crop(photo.rgb, codes, box) if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width else (photo.rgb, codes)
 
 
-def render_detail(
-    photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_detail(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Crop a close window centred on a target pixel, from the street or studio rendering."""
     target = codes == TARGET_CODE
-    rgb = (
-        photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, photo.labels != BACKGROUND_LABEL, rng, shadow=False)
-    )
+    rgb = photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, photo.labels != BACKGROUND_LABEL, rng, shadow=False)
     rows = np.flatnonzero(target.any(axis=1))
     cols = np.flatnonzero(target.any(axis=0))
     span_h, span_w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
@@ -254,9 +230,7 @@ def render_detail(
     return _crop(rgb, codes, (top, left, top + 2 * half_h, left + 2 * half_w))
 
 
-def render_packshot(
-    photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Show the target garment alone on a light background, at a varied scale."""
     target = codes == TARGET_CODE
     rgb = _composite(photo.rgb, target, rng, shadow=rng.random() < 0.3)
@@ -267,9 +241,7 @@ def render_packshot(
 RENDERERS = {"studio": render_studio, "detail": render_detail, "packshot": render_packshot, "street": render_street}
 
 
-def jitter_view(
-    rgb: NDArray[np.uint8], codes: NDArray[np.uint8], rng: np.random.Generator
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def jitter_view(rgb: NDArray[np.uint8], codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Flip, rotate a little and shift color and lighting of one view.
 
     Args:
@@ -375,6 +347,4 @@ def synthesize_set(
         masks[slot] = letterbox_mask(codes == TARGET_CODE, size)
         valid[slot] = True
     names = tuple(types) + ("",) * (MAX_VIEWS - len(types))
-    return ProductSet(
-        images, masks, valid, names, label_categories[target_label], photo.photo_id, target_label, len(garments)
-    )
+    return ProductSet(images, masks, valid, names, label_categories[target_label], photo.photo_id, target_label, len(garments))

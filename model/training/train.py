@@ -97,9 +97,7 @@ def main() -> None:
 
     train_ids, _ = split_ids(args.dataset)
     stream = SetStream(args.dataset, train_ids, args.size, args.seed)
-    loader = torch.utils.data.DataLoader(
-        stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0
-    )
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     logger.info("parameters=%d train_photos=%d", sum(p.numel() for p in net.parameters()), len(train_ids))
