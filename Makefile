@@ -45,7 +45,7 @@ demo: venv
 	$(VENV)/bin/fashion-seg invoke events/direct.json --out $(DEMO_OUT)
 	@$(VENV)/bin/python -c 'import json, sys; \
 		doc = json.load(open(sys.argv[1])); \
-		print("Model %s %s, category %s" % (doc["model"]["name"], doc["model"]["version"], doc["category"])); \
+		print("Model %s %s, category %s" % (doc["model"]["name"], doc["model"]["version"], doc["category"] or "none (no hint)")); \
 		print("Product colors:"); \
 		print("\n".join("  %s %3d%%  %s (%s)" % (c["hex"], c["percentage"], c["name"], c["family"]) for c in doc["colors"])); \
 		print("Masks and cutouts:"); \
