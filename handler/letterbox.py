@@ -1,6 +1,6 @@
 """Letterbox geometry shared by training and inference.
 
-The model sees every photo scaled to fit a square of ``size`` pixels and padded
+The model receives every photo scaled to fit a square of ``size`` pixels and padded
 with a constant color. Training builds its inputs with these functions, so the
 serving pipeline and the model agree on the frame by construction.
 """
@@ -19,7 +19,7 @@ PAD_VALUE = 255
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a photo lies inside the letterboxed square, in square pixels.
+    """Position and size of a photo inside the letterboxed square, in square pixels.
 
     Attributes:
         top: first row of the photo inside the square.

@@ -371,7 +371,7 @@ def _soft_alpha(
     """Map refined probabilities to uint8 alpha with threshold at the mask level.
 
     Alpha rises linearly from 0 at threshold - 0.5 / ALPHA_GAIN to 255 at
-    threshold + 0.5 / ALPHA_GAIN, so the background is fully transparent and the
+    threshold + 0.5 / ALPHA_GAIN. The background is fully transparent and the
     product fully opaque, with a soft band only where the probability crosses the
     threshold. Removed specks become 0 and filled holes 255; every other pixel is
     clamped to its side of ALPHA_MASK_LEVEL.
