@@ -12,8 +12,8 @@ synthetic photos. tests/bench/bench.py times the refinement of four 2000 x 3000 
 but no script in this repository measures its edge quality.
 
 Then a cleanup on the hard mask removes specks and fills pin holes, both measured
-as a fraction of the product's area, while holes above that size (the inside of a
-bag handle) and holes open to the image border stay.
+as a fraction of the product's area. Holes above that size (the inside of a bag
+handle) and holes open to the image border stay.
 """
 
 from __future__ import annotations

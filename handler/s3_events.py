@@ -36,7 +36,7 @@ class ManifestEvent:
 
 @dataclass(frozen=True)
 class BatchTask:
-    """One S3 Batch Operations task; its key names a manifest, or ``problem`` says why it has none."""
+    """One S3 Batch Operations task; its key names a manifest, or ``problem`` names why it has none."""
 
     task_id: str
     manifest: S3Ref | None
@@ -113,8 +113,8 @@ def read_notification_record(record: object) -> tuple[str, S3Ref | None, str | N
     """Read eventName, bucket and decoded key of one notification record.
 
     Returns:
-        (event name, the object, None) for a usable record, or ("", None, problem) where the
-        problem says which field is missing.
+        (event name, the object, None) for a usable record, or ("", None, problem) where
+        problem names the missing field.
     """
     if not isinstance(record, Mapping):
         return "", None, f"is a {type(record).__name__}, not an object"
@@ -142,7 +142,7 @@ def parse_batch_event(event: Mapping[str, Any]) -> BatchEvent:
     """Read the tasks of an S3 Batch Operations event (schema 1.0 or 2.0); keys are URL-decoded.
 
     A task without taskId, s3Key or bucket (s3Bucket in 2.0, s3BucketArn in 1.0) is kept with
-    a ``problem`` so that it can be answered as a permanent failure.
+    a ``problem`` so that the reply reports it as a permanent failure.
 
     Raises:
         InvalidRequestError: the schema version is not 1.0 or 2.0, invocationId is missing, or

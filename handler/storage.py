@@ -1,9 +1,10 @@
 """S3 reads and writes; the only module that imports boto3.
 
 Reads translate botocore errors into ``handler.errors`` classes that name the object. Writes are
-all-or-nothing from the reader's view: ``replace_result_set`` deletes the old completion marker
-(result.json) first, writes the files in order with the marker last, deletes what it wrote if
-any write fails, and only then removes the earlier run's files that the new set does not contain.
+all-or-nothing from the reader's view. ``replace_result_set`` deletes the old completion marker
+(result.json) first and writes the files in order with the marker last. If any write fails, it
+deletes what it wrote. Only after success does it remove the earlier run's files that the new
+set does not contain.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def median_wall_and_cpu_ms(action: Callable[[], object], runs: int) -> tuple[flo
     """Median wall time and median process CPU time of action over runs calls, after one warm-up call.
 
     CPU time leaves out the waits for a core that other processes hold, so it is the
-    steadier figure on a shared machine; with one thread it never exceeds wall time.
+    steadier figure on a shared machine.
     """
     action()
     wall_times, cpu_times = [], []
