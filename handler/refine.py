@@ -1,6 +1,6 @@
 """Turn a low-resolution probability map into a soft alpha and a hard mask at the photo's size.
 
-The model predicts at S x S (160 px), far below a 2000 x 3000 photo. ``refine_mask``
+The model predicts at S x S (S is 128 to 256 px), far below a 2000 x 3000 photo. ``refine_mask``
 upsamples the map with a fast guided filter (He and Sun, "Fast Guided Filter",
 2015, built on He, Sun and Tang, "Guided Image Filtering", ECCV 2010).
 In each window the output is a linear function of the photo's RGB. Its edges

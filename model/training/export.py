@@ -31,7 +31,7 @@ ATOL = 1e-4
 CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "handler" / "data" / "categories.json"
 
 
-def model_metadata(size: int, version: str) -> dict[str, str]:
+def model_metadata(size: int, version: str, *, flip_average: bool = False) -> dict[str, str]:
     """Metadata stored in the ONNX file and read by the segmenter at load time."""
     names = [entry["name"] for entry in json.loads(CATEGORIES_PATH.read_text())["categories"]]
     return {
@@ -42,12 +42,16 @@ def model_metadata(size: int, version: str) -> dict[str, str]:
         "normalization": "rgb / 127.5 - 1",
         "pad_value": "255",
         "categories": json.dumps(names),
+        "flip_average": "true" if flip_average else "false",
     }
 
 
 def export_onnx(net: SetSegNet, size: int, path: Path, metadata: dict[str, str]) -> None:
-    """Trace the network with a sigmoid head and write an ONNX file with dynamic batch."""
-    model = ProbabilityModel(net).eval()
+    """Trace the network with a sigmoid head and write an ONNX file with dynamic batch.
+
+    The graph averages with the mirrored views when metadata["flip_average"] is "true".
+    """
+    model = ProbabilityModel(net, flip_average=metadata.get("flip_average") == "true").eval()
     example = (torch.zeros(1, MAX_VIEWS, 3, size, size), torch.ones(1, MAX_VIEWS), torch.zeros(1, dtype=torch.int64))
     torch.onnx.export(
         model,
@@ -87,7 +91,7 @@ def parity_inputs(dataset_dir: Path, size: int, count: int, seed: int) -> list[d
     return feeds
 
 
-def check_parity(net: SetSegNet, path: Path, feeds: list[dict[str, np.ndarray]]) -> float:
+def check_parity(net: SetSegNet, path: Path, feeds: list[dict[str, np.ndarray]], *, flip_average: bool = False) -> float:
     """Compare onnxruntime with PyTorch on each feed.
 
     Returns:
@@ -96,7 +100,7 @@ def check_parity(net: SetSegNet, path: Path, feeds: list[dict[str, np.ndarray]])
         RuntimeError: a difference exceeds ATOL.
     """
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    model = ProbabilityModel(net).eval()
+    model = ProbabilityModel(net, flip_average=flip_average).eval()
     worst = 0.0
     for feed in feeds:
         with torch.no_grad():
@@ -124,13 +128,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="fp32 ONNX file to write")
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
     parser.add_argument("--version", default="1.0.0", help="model version stored in the metadata")
+    parser.add_argument("--size", type=int, default=None, help="input side to export at (default: the checkpoint's --size)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=False, help="average with the mirrored views")
+    parser.add_argument("--choice", type=Path, default=None, help="sizes.json of choose_size; sets --size and --flip-average")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     net, settings = load_checkpoint(args.checkpoint)
-    export_onnx(net, settings["size"], args.out, model_metadata(settings["size"], args.version))
+    if args.choice is not None:
+        chosen = json.loads(args.choice.read_text())["chosen"]
+        args.size, args.flip_average = chosen["size"], chosen["flip_average"]
+    size = args.size or settings["size"]
+    if size % 16:
+        parser.error(f"--size {size} is not divisible by 16")
+    export_onnx(net, size, args.out, model_metadata(size, args.version, flip_average=args.flip_average))
     try:
-        worst = check_parity(net, args.out, parity_inputs(args.dataset, settings["size"], 16, seed=1))
+        worst = check_parity(net, args.out, parity_inputs(args.dataset, size, 16, seed=1), flip_average=args.flip_average)
     except RuntimeError as err:
         logger.error("export rejected: %s", err)
         sys.exit(1)

@@ -132,11 +132,23 @@ class SetSegNet(nn.Module):
 
 
 class ProbabilityModel(nn.Module):
-    """SetSegNet with a sigmoid, the graph that is exported to ONNX."""
+    """SetSegNet with a sigmoid, the graph that is exported to ONNX.
 
-    def __init__(self, net: SetSegNet) -> None:
+    Args:
+        net: the trained network.
+        flip_average: also run the views mirrored left to right and average the two
+            probability maps (test-time augmentation; twice the inference time).
+    """
+
+    def __init__(self, net: SetSegNet, *, flip_average: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.flip_average = flip_average
 
     def forward(self, images: torch.Tensor, valid: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(images, valid, category))
+        """Return (B, V, S, S) float32 probabilities in [0, 1] for the inputs of SetSegNet.forward."""
+        probs = torch.sigmoid(self.net(images, valid, category))
+        if not self.flip_average:
+            return probs
+        mirrored = torch.sigmoid(self.net(images.flip(-1), valid, category)).flip(-1)
+        return (probs + mirrored) / 2

@@ -4,6 +4,10 @@ Run from the repository root, in the training environment (Python 3.11 with
 torch==2.13.0, CPU build):
 
     python -m model.training.train --dataset ../shared/datasets/ccp --out runs/v1 --minutes 90
+
+`--sizes` trains at several input sides, one side per batch, so the same
+weights can be exported and measured at each of them (model.training.choose_size).
+`--init` starts from the weights of an earlier checkpoint of the same width.
 """
 
 from __future__ import annotations
@@ -29,20 +33,28 @@ HINT_RATE = 0.5
 
 
 class SetStream(torch.utils.data.IterableDataset):
-    """Endless stream of synthesized product sets as tensors."""
+    """Endless stream of synthesized product sets as tensors.
 
-    def __init__(self, dataset_dir: Path, ids: list[str], size: int, seed: int) -> None:
-        self.dataset_dir, self.ids, self.size, self.seed = dataset_dir, ids, size, seed
+    The input side is drawn from `sizes` once per `batch` sets, so every batch
+    the DataLoader collates from one worker has a single side.
+    """
+
+    def __init__(self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int) -> None:
+        self.dataset_dir, self.ids, self.sizes, self.batch, self.seed = dataset_dir, ids, sizes, batch, seed
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(self.seed + (worker.id if worker else 0) * 7919)
         photos = load_photos(self.dataset_dir, self.ids)
         label_categories = load_label_categories(self.dataset_dir)
+        emitted = 0
         while True:
-            product = synthesize_set(photos[rng.integers(len(photos))], label_categories, self.size, rng)
+            if emitted % self.batch == 0:
+                size = int(rng.choice(self.sizes))
+            product = synthesize_set(photos[rng.integers(len(photos))], label_categories, size, rng)
             if product is None:
                 continue
+            emitted += 1
             category = product.category if rng.random() < HINT_RATE else 0
             yield (
                 torch.from_numpy(product.images).permute(0, 3, 1, 2).contiguous(),
@@ -76,7 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for checkpoints and the log")
-    parser.add_argument("--size", type=int, default=160, help="model input side in pixels, divisible by 16")
+    parser.add_argument("--size", type=int, default=160, help="input side the checkpoint is exported at, divisible by 16")
+    parser.add_argument("--sizes", type=str, default=None, help="comma-separated input sides to train at (default: --size)")
+    parser.add_argument("--init", type=Path, default=None, help="checkpoint whose weights to start from")
     parser.add_argument("--width", type=int, default=16, help="channel multiplier of SetSegNet")
     parser.add_argument("--batch", type=int, default=12, help="product sets per step")
     parser.add_argument("--minutes", type=float, default=90.0, help="training time budget in minutes")
@@ -85,6 +99,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="synthesis worker processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
+    if any(side % 16 for side in [args.size, *args.sizes]):
+        parser.error("every input side must be divisible by 16")
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -96,11 +113,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     train_ids, _ = split_ids(args.dataset)
-    stream = SetStream(args.dataset, train_ids, args.size, args.seed)
+    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width)
+    if args.init is not None:
+        start_from = torch.load(args.init, map_location="cpu")
+        if start_from["settings"]["width"] != args.width:
+            parser.error(f"--init checkpoint has width {start_from['settings']['width']}, not {args.width}")
+        net.load_state_dict(start_from["state_dict"])
+        logger.info("initialized from %s (step %d)", args.init, start_from["settings"]["step"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    logger.info("parameters=%d train_photos=%d", sum(p.numel() for p in net.parameters()), len(train_ids))
+    logger.info("parameters=%d train_photos=%d sizes=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes)
 
     budget = args.minutes * 60
     start = time.monotonic()
@@ -139,7 +162,14 @@ def main() -> None:
 
 def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: Path) -> None:
     """Write weights and the settings needed to rebuild the network."""
-    settings = {"size": args.size, "width": args.width, "step": step, "seed": args.seed}
+    settings = {
+        "size": args.size,
+        "sizes": args.sizes,
+        "width": args.width,
+        "step": step,
+        "seed": args.seed,
+        "init": str(args.init) if args.init else None,
+    }
     torch.save({"state_dict": net.state_dict(), "settings": settings}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
     (path.parent / "settings.json").write_text(json.dumps(settings, indent=2))
