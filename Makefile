@@ -75,10 +75,10 @@ $(VENV)/.eval-installed: $(VENV)/.installed
 eval: $(VENV)/.eval-installed
 	$(VENV)/bin/python -m model.training.evaluate --dataset $(DATASET)
 
-$(VENV_TRAIN)/.installed:
+$(VENV_TRAIN)/.installed: Makefile
 	test -x $(VENV_TRAIN)/bin/python || $(PYTHON_TRAIN) -m venv $(VENV_TRAIN)
 	$(VENV_TRAIN)/bin/python -m pip install --quiet --disable-pip-version-check \
-		torch==2.13.0 numpy pillow scipy sympy onnx onnxruntime tqdm
+		torch==2.13.0 numpy pillow scipy onnx onnxruntime tqdm
 	touch $@
 
 train: $(VENV_TRAIN)/.installed

@@ -136,8 +136,12 @@ def main() -> None:
 
     net, settings = load_checkpoint(args.checkpoint)
     if args.choice is not None:
-        chosen = json.loads(args.choice.read_text())["chosen"]
-        args.size, args.flip_average = chosen["size"], chosen["flip_average"]
+        if args.size is not None or args.flip_average:
+            parser.error("--choice sets the side and the flip average; leave out --size and --flip-average")
+        choice = json.loads(args.choice.read_text())
+        if choice["step"] != settings["step"]:
+            parser.error(f"{args.choice} measured a checkpoint at step {choice['step']}, not this one at step {settings['step']}")
+        args.size, args.flip_average = choice["chosen"]["size"], choice["chosen"]["flip_average"]
     size = args.size or settings["size"]
     if size % 16:
         parser.error(f"--size {size} is not divisible by 16")

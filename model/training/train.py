@@ -100,8 +100,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
-    if any(side % 16 for side in [args.size, *args.sizes]):
+    if any(side % 16 for side in args.sizes):
         parser.error("every input side must be divisible by 16")
+    if args.size not in args.sizes:
+        parser.error(f"--size {args.size} is not among the trained sides {args.sizes}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
