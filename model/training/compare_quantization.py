@@ -21,7 +21,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from model.training.quantize import FeedReader, activation_matmuls, depthwise_convs, mean_iou, validation_sets
+from model.training.quantize import FeedReader, activation_matmuls, depthwise_convs, mean_iou, outer_convs, validation_sets
 from model.training.synth import split_ids
 
 
@@ -60,6 +60,7 @@ def main() -> None:
         proto = onnx.load(str(prepared))
         attention = activation_matmuls(proto)
         depthwise = depthwise_convs(proto)
+        outer = outer_convs(proto)
         variants = {
             "conv + all matmul, per-channel": {"op_types_to_quantize": ["Conv", "MatMul"], "per_channel": True},
             "conv only, per-channel": {"op_types_to_quantize": ["Conv"], "per_channel": True},
@@ -73,10 +74,15 @@ def main() -> None:
                 "per_channel": True,
                 "nodes_to_exclude": attention,
             },
-            "as above, depthwise conv fp32 (shipped)": {
+            "as above, depthwise conv fp32": {
                 "op_types_to_quantize": ["Conv", "MatMul"],
                 "per_channel": True,
                 "nodes_to_exclude": attention + depthwise,
+            },
+            "as above, stem and head conv fp32 (shipped)": {
+                "op_types_to_quantize": ["Conv", "MatMul"],
+                "per_channel": True,
+                "nodes_to_exclude": attention + depthwise + outer,
             },
         }
         fp32_iou, fp32_ms = score(args.fp32, pairs)
