@@ -38,7 +38,15 @@ EXIT_INVALID_INPUT = 2
 
 
 class CliError(Exception):
-    """An input problem reported as one line on stderr with exit code 2."""
+    """An input problem reported as one line on stderr with exit code 2.
+
+    Attributes:
+        image_index: index of the photo the problem is about, or None.
+    """
+
+    def __init__(self, message: str, *, image_index: int | None = None) -> None:
+        super().__init__(message)
+        self.image_index = image_index
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,11 @@ def run_batch(args: argparse.Namespace) -> int:
             write_outputs(folder, segment)
         except (errors.ApiError, CliError, ManifestError) as err:
             failed.append(set_id)
-            api_error = err if isinstance(err, errors.ApiError) else errors.InvalidRequestError(str(err))
+            if isinstance(err, errors.ApiError):
+                api_error = err
+            else:
+                image_index = err.image_index if isinstance(err, CliError) else None
+                api_error = errors.InvalidRequestError(str(err), image_index=image_index)
             tqdm.write(f"fashion-seg: set {set_id} failed: {api_error.message}", file=sys.stderr)
             write_error_document(folder, api_error)
     if failed:
@@ -301,7 +313,7 @@ def build_segment(
     """
     payload.check_image_count(len(paths))
     sources = tuple(
-        payload.ImageSource(index=index, data=read_file(path, description=f"image {index}"))
+        payload.ImageSource(index=index, data=read_file(path, description=f"image {index}", image_index=index))
         for index, path in enumerate(paths)
     )
     segment = payload.SegmentRequest(
@@ -367,13 +379,13 @@ def make_folder(path: Path) -> None:
         raise CliError(f"cannot create the output folder {path}: {err.strerror}") from err
 
 
-def read_file(path: Path, *, description: str) -> bytes:
+def read_file(path: Path, *, description: str, image_index: int | None = None) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as err:
-        raise CliError(f"{description} {path} not found") from err
+        raise CliError(f"{description} {path} not found", image_index=image_index) from err
     except OSError as err:
-        raise CliError(f"cannot read {description} {path}: {err.strerror}") from err
+        raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
 
 
 def read_json(path: Path, *, description: str) -> Any:

@@ -85,6 +85,19 @@ def test_batch_bad_set_continues_and_fails(tmp_path: Path, capsys: pytest.Captur
     assert "1 of 3 sets failed: bad" in capsys.readouterr().err
 
 
+def test_batch_missing_photo_error_names_index(tmp_path: Path) -> None:
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "gap", "images": [str(SAMPLES_DIR / "detail.jpg"), "absent.jpg"]}]))
+    out = tmp_path / "out"
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    assert code == 1
+    error = json.loads((out / "gap" / "error.json").read_text())["error"]
+    assert "absent.jpg not found" in error["message"]
+    assert error["image_index"] == 1
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
