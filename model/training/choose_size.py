@@ -18,7 +18,8 @@ shipped int8 file.
 
 Rule: among the variants within TIME_BUDGET_MS, keep those whose set-of-4 IoU
 is within TIE_MARGIN of the best, and choose the fastest of them. When no
-variant is within the budget, the rule applies to all of them and says so.
+variant is within the budget, the rule applies to all of them and the printout
+states that none is within it.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ from model.training.synth import MAX_VIEWS
 logger = logging.getLogger("choose_size")
 
 TIME_BUDGET_MS = 100.0
-"""Issue target for one warm 4-view set on one core."""
+"""Latency budget, in milliseconds, for one warm 4-view set on one core."""
 TIE_MARGIN = 0.005
 """Set-of-4 IoU differences below this are treated as noise."""
 
 
 def time_set(path: Path, size: int, repeats: int) -> float:
-    """Median milliseconds of one 4-view set on one onnxruntime thread."""
+    """Return the median milliseconds of one 4-view set on one onnxruntime thread."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
