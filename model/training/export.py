@@ -26,8 +26,13 @@ logger = logging.getLogger("export")
 
 MODEL_NAME = "fashion-seg"
 OPSET = 17
-ATOL = 1e-4
-"""Largest accepted absolute difference between ONNX and PyTorch probabilities."""
+ATOL = 1e-3
+"""Largest accepted absolute difference between ONNX and PyTorch probabilities.
+
+Float rounding alone reaches a few 1e-4: the encoder's S/16 features (values
+up to about 50) differ by up to 3e-4 between the two runtimes, and the prior's
+best-match maps pass such differences on. A wrong export differs by 1e-2 or more.
+"""
 CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "handler" / "data" / "categories.json"
 
 
@@ -117,7 +122,7 @@ def check_parity(net: SetSegNet, path: Path, feeds: list[dict[str, np.ndarray]],
 def load_checkpoint(path: Path) -> tuple[SetSegNet, dict]:
     """Rebuild the network from a checkpoint written by train.py."""
     checkpoint = torch.load(path, map_location="cpu")
-    net = SetSegNet(checkpoint["settings"]["width"])
+    net = SetSegNet(checkpoint["settings"]["width"], prior=checkpoint["settings"].get("prior", False))
     net.load_state_dict(checkpoint["state_dict"])
     return net.eval(), checkpoint["settings"]
 

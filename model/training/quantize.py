@@ -4,8 +4,9 @@
 
 Calibration uses synthesized training sets. Dense convolutions and the matrix
 products with a weight (linear layers) are quantized, with per-channel
-weights. Depthwise convolutions, the attention's activation-by-activation
-products, layer norm, softmax and resize stay fp32. compare_quantization.py
+weights. Depthwise convolutions, the activation-by-activation products (the
+attention's, and the product prior's cell-to-cell similarities), layer norm,
+softmax and resize stay fp32. compare_quantization.py
 measured the choices on the trained model (onnxruntime 1.32, x86-64, one
 thread): quantizing the attention products was slower than fp32, and keeping
 depthwise convolutions fp32 lost the least IoU and ran fastest. The first
@@ -118,7 +119,11 @@ def depthwise_convs(proto: onnx.ModelProto) -> list[str]:
 
 
 def outer_convs(proto: onnx.ModelProto) -> list[str]:
-    """Names of the Conv nodes that read RGB (3 input channels) or write the logit map (1 output channel)."""
+    """Names of the Conv nodes with 3 input channels or 1 output channel.
+
+    These are the stem (RGB in), the logit head and, in a network with the
+    product prior, the prior's first convolution (its three maps in).
+    """
     shapes = {tensor.name: tuple(tensor.dims) for tensor in proto.graph.initializer}
     names = []
     for node in proto.graph.node:
@@ -151,7 +156,8 @@ def write_model_card(int8_path: Path) -> Path:
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "quantization": (
                 "static int8 QDQ: dense Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
-                " MinMax calibration; the RGB stem Conv, the logit head Conv, depthwise Conv, attention products,"
+                " MinMax calibration; the RGB stem Conv, the logit head Conv, depthwise Conv, activation-by-activation"
+                " MatMul (attention, prior similarities),"
                 " LayerNorm, Softmax and Resize stay fp32"
             ),
             "inputs": {"images": "float32 [N, 4, 3, S, S]", "valid": "float32 [N, 4]", "category": "int64 [N]"},

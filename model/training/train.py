@@ -8,6 +8,8 @@ torch==2.13.0, CPU build):
 `--sizes` trains at several input sides, one side per batch, so the same
 weights can be exported and measured at each of them (model.training.choose_size).
 `--init` starts from the weights of an earlier checkpoint of the same width.
+`--prior` adds the network's ProductPrior; a checkpoint trained without it
+can still be the `--init`, and the prior then starts from scratch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ logger = logging.getLogger("train")
 
 HINT_RATE = 0.5
 """Share of training sets that carry their category hint; the others get id 0."""
+
+COARSE_WEIGHT = 0.5
+"""Weight of the prior's coarse-map loss against the full-resolution loss."""
 
 
 class SetStream(torch.utils.data.IterableDataset):
@@ -84,6 +89,19 @@ def set_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> 
     return ((bce + dice) * valid).sum() / valid.sum().clamp(min=1)
 
 
+def coarse_loss(coarse: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the coarse logits against each cell's product share, over present views.
+
+    Args:
+        coarse: (B, V, h, w) float32 logits; S is a whole multiple of h and w.
+        masks: (B, V, S, S) float32 truth in {0, 1}.
+        valid: (B, V) float32, 1 on present views.
+    """
+    share = F.adaptive_avg_pool2d(masks, coarse.shape[-2:])
+    bce = F.binary_cross_entropy_with_logits(coarse, share, reduction="none").mean(dim=(2, 3))
+    return (bce * valid).sum() / valid.sum().clamp(min=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/ccp"), help="CCP folder")
@@ -92,6 +110,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated input sides to train at (default: --size)")
     parser.add_argument("--init", type=Path, default=None, help="checkpoint whose weights to start from")
     parser.add_argument("--width", type=int, default=16, help="channel multiplier of SetSegNet")
+    parser.add_argument("--prior", action="store_true", help="add the ProductPrior (coarse map and cross-view matches)")
     parser.add_argument("--batch", type=int, default=12, help="product sets per step")
     parser.add_argument("--minutes", type=float, default=90.0, help="training time budget in minutes")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of AdamW")
@@ -117,12 +136,16 @@ def main() -> None:
     train_ids, _ = split_ids(args.dataset)
     stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
-    net = SetSegNet(args.width)
+    net = SetSegNet(args.width, prior=args.prior)
     if args.init is not None:
         start_from = torch.load(args.init, map_location="cpu")
         if start_from["settings"]["width"] != args.width:
             parser.error(f"--init checkpoint has width {start_from['settings']['width']}, not {args.width}")
-        net.load_state_dict(start_from["state_dict"])
+        if start_from["settings"].get("prior", False) and not args.prior:
+            parser.error("--init checkpoint has the prior; add --prior")
+        keys = net.load_state_dict(start_from["state_dict"], strict=False)
+        if keys.unexpected_keys or any(not key.startswith("prior.") for key in keys.missing_keys):
+            parser.error(f"--init checkpoint does not fit: missing {keys.missing_keys}, unexpected {keys.unexpected_keys}")
         logger.info("initialized from %s (step %d)", args.init, start_from["settings"]["step"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     logger.info("parameters=%d train_photos=%d sizes=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes)
@@ -140,7 +163,10 @@ def main() -> None:
             group["lr"] = args.lr * warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
         net.train()
-        loss = set_loss(net(normalize(images), valid, category), masks, valid)
+        logits, coarse = net(normalize(images), valid, category, with_coarse=True)
+        loss = set_loss(logits, masks, valid)
+        if coarse is not None:
+            loss = loss + COARSE_WEIGHT * coarse_loss(coarse, masks, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -168,6 +194,7 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "size": args.size,
         "sizes": args.sizes,
         "width": args.width,
+        "prior": args.prior,
         "step": step,
         "seed": args.seed,
         "init": str(args.init) if args.init else None,
