@@ -215,8 +215,10 @@ class ProbabilityModel(nn.Module):
 
     def forward(self, images: torch.Tensor, valid: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         """Return (B, V, S, S) float32 probabilities in [0, 1] for the inputs of SetSegNet.forward."""
-        probs = torch.sigmoid(self.net(images, valid, category))
         if not self.flip_average:
-            return probs
-        mirrored = torch.sigmoid(self.net(images.flip(-1), valid, category)).flip(-1)
-        return (probs + mirrored) / 2
+            return torch.sigmoid(self.net(images, valid, category))
+        # One pass over a doubled batch, not two passes: onnxruntime's quantizer
+        # then sees every weight used by a single node.
+        batch = images.shape[0]
+        probs = torch.sigmoid(self.net(torch.cat([images, images.flip(-1)]), torch.cat([valid, valid]), torch.cat([category, category])))
+        return (probs[:batch] + probs[batch:].flip(-1)) / 2
