@@ -87,6 +87,41 @@ def test_model_dynamic_batch_gives_probabilities(session: ort.InferenceSession, 
     assert probs.max() <= 1.0
 
 
+def noise_feed(size: int, views: int) -> dict[str, np.ndarray]:
+    """Build a feed of 3 sets of noise squares with 4, 1 and 2 present views and different hints."""
+    rng = np.random.default_rng(5)
+    return {
+        "images": rng.uniform(-1.0, 1.0, (3, views, 3, size, size)).astype(np.float32),
+        "valid": np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32)[:, :views],
+        "category": np.array([0, 1, len(CATEGORY_NAMES) - 1], dtype=np.int64),
+    }
+
+
+@pytest.mark.model
+def test_model_batch_rows_are_independent(session: ort.InferenceSession, model: Segmenter) -> None:
+    feed = noise_feed(model.input_size, model.max_views)
+
+    (together,) = session.run(["probs"], feed)
+
+    for row in range(3):
+        (alone,) = session.run(["probs"], {name: value[row : row + 1] for name, value in feed.items()})
+        np.testing.assert_allclose(together[row], alone[0], atol=1e-5)
+
+
+@pytest.mark.model
+def test_model_mirrored_average_is_mirror_symmetric(session: ort.InferenceSession, model: Segmenter) -> None:
+    if session.get_modelmeta().custom_metadata_map.get("flip_average") != "true":
+        pytest.skip("the model does not average with the mirrored views")
+    feed = noise_feed(model.input_size, model.max_views)
+    mirrored = dict(feed, images=np.ascontiguousarray(feed["images"][..., ::-1]))
+
+    (probs,) = session.run(["probs"], feed)
+    (probs_of_mirrored,) = session.run(["probs"], mirrored)
+
+    np.testing.assert_allclose(probs_of_mirrored[..., ::-1], probs, atol=1e-5)
+    assert np.abs(probs - probs[..., ::-1]).max() > 0.01  # noise input: the map itself is not symmetric
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("views", [1, 2, 3, 4])
 def test_segmenter_predict_matches_hand_built_feed(session: ort.InferenceSession, model: Segmenter, views: int) -> None:
