@@ -47,9 +47,7 @@ def photo_with_red_box(height: int, width: int, box: tuple[int, int, int, int], 
 
 def boxed_set() -> tuple[list[NDArray[np.uint8]], list[tuple[int, int, int, int]]]:
     boxes = [(40, 60, 160, 250), (100, 30, 300, 150), (0, 0, 64, 128), (150, 10, 250, 50)]
-    photos = [
-        photo_with_red_box(h, w, box, seed) for seed, ((h, w), box) in enumerate(zip(PHOTO_SIZES, boxes, strict=True))
-    ]
+    photos = [photo_with_red_box(h, w, box, seed) for seed, ((h, w), box) in enumerate(zip(PHOTO_SIZES, boxes, strict=True))]
     return photos, boxes
 
 
