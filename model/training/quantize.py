@@ -156,7 +156,8 @@ def write_model_card(int8_path: Path) -> Path:
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "quantization": (
                 "static int8 QDQ: dense Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
-                " MinMax calibration; the RGB stem Conv, the logit head Conv, depthwise Conv, activation-by-activation"
+                " MinMax calibration; the RGB stem Conv, the logit head Conv, the prior's first Conv, depthwise Conv,"
+                " activation-by-activation"
                 " MatMul (attention, prior similarities),"
                 " LayerNorm, Softmax and Resize stay fp32"
             ),
