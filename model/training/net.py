@@ -82,9 +82,10 @@ class ProductPrior(nn.Module):
     A linear head scores every fused token as product or not. Every view's
     encoder features (before fusion) are projected and unit-normalized; the
     product cells, weighted by that score, give a set prototype. Two maps
-    result per cell: its cosine similarity to the prototype, and its best
-    cosine similarity to any product cell of another present view (the way a
-    cell of an on-model photo finds the packshot's garment). The three maps
+    result per cell: its cosine similarity to the prototype, and the largest
+    of its cosine similarities to the cells of the other present views, each
+    times that cell's product score (the way a cell of an on-model photo finds
+    the packshot's garment). The three maps
     feed a small convolution whose last layer starts at zero, so a network
     trained without the prior starts out unchanged.
     """
