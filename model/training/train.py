@@ -86,7 +86,7 @@ def set_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> 
     probs = torch.sigmoid(logits)
     overlap = (probs * masks).sum(dim=(2, 3))
     dice = 1 - (2 * overlap + 1) / (probs.sum(dim=(2, 3)) + masks.sum(dim=(2, 3)) + 1)
-    return ((bce + dice) * valid).sum() / valid.sum().clamp(min=1)
+    return mean_over_present_views(bce + dice, valid)
 
 
 def coarse_loss(coarse: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -99,7 +99,12 @@ def coarse_loss(coarse: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) 
     """
     share = F.adaptive_avg_pool2d(masks, coarse.shape[-2:])
     bce = F.binary_cross_entropy_with_logits(coarse, share, reduction="none").mean(dim=(2, 3))
-    return (bce * valid).sum() / valid.sum().clamp(min=1)
+    return mean_over_present_views(bce, valid)
+
+
+def mean_over_present_views(per_view: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Average (B, V) float32 per-view losses over the views where valid (B, V) is 1."""
+    return (per_view * valid).sum() / valid.sum().clamp(min=1)
 
 
 def main() -> None:
@@ -142,10 +147,10 @@ def main() -> None:
         if start_from["settings"]["width"] != args.width:
             parser.error(f"--init checkpoint has width {start_from['settings']['width']}, not {args.width}")
         if start_from["settings"].get("prior", False) and not args.prior:
-            parser.error("--init checkpoint has the prior; add --prior")
+            parser.error("--init checkpoint was trained with the prior, so add --prior")
         keys = net.load_state_dict(start_from["state_dict"], strict=False)
         if keys.unexpected_keys or any(not key.startswith("prior.") for key in keys.missing_keys):
-            parser.error(f"--init checkpoint does not fit: missing {keys.missing_keys}, unexpected {keys.unexpected_keys}")
+            parser.error(f"--init checkpoint does not match this network: missing {keys.missing_keys}, unexpected {keys.unexpected_keys}")
         logger.info("initialized from %s (step %d)", args.init, start_from["settings"]["step"])
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     logger.info("parameters=%d train_photos=%d sizes=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes)
