@@ -313,7 +313,7 @@ def build_segment(
     """
     payload.check_image_count(len(paths))
     sources = tuple(
-        payload.ImageSource(index=index, data=read_file(path, description=f"image {index}", image_index=index))
+        payload.ImageSource(index=index, data=read_file(path, description="photo", image_index=index))
         for index, path in enumerate(paths)
     )
     segment = payload.SegmentRequest(
