@@ -1,8 +1,9 @@
 """Segment the product shown in a set of 1 to 4 photos and extract its colors (pure, no AWS).
 
 Steps: letterbox every photo to the model's square, one model call for the whole
-set, refine each view's map back to the photo's own size, then cluster the colors
-of the product pixels of all views together.
+set, reweigh the maps by color agreement between the views (handler.consensus),
+refine each view's map back to the photo's own size, then cluster the colors of
+the product pixels of all views together.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from numpy.typing import NDArray
 
 from handler.categories import CATEGORY_NAMES, resolve_category
 from handler.colors import Color, product_colors
+from handler.consensus import color_consensus
 from handler.imaging import make_cutout
 from handler.letterbox import crop_placement, letterbox
 from handler.refine import refine_mask
@@ -39,22 +41,32 @@ class ViewResult:
     Attributes:
         mask: (H, W) uint8, 255 on the product and 0 elsewhere, at the photo's size.
         alpha: (H, W) uint8 soft alpha, 0-255; alpha >= 128 exactly where mask is 255.
-        cutout: (H, W, 4) uint8 RGBA photo with alpha as its alpha channel.
+        image: (H, W, 3) uint8 RGB photo as the caller passed it (not a copy).
         bbox: (x0, y0, x1, y1) pixel box around the mask, x1 and y1 exclusive; None when empty.
         coverage: fraction of the photo's pixels on the mask, 0-1.
         empty: True when the mask has no pixel.
         square_image: (S, S, 3) uint8 RGB letterboxed photo the model saw.
-        square_probs: (S, S) float32 model probability in the square frame, 0-1.
+        square_probs: (S, S) float32 product probability in the square frame, 0-1: the
+            model's, after the color consensus; the mask is refined from it.
     """
 
     mask: NDArray[np.uint8]
     alpha: NDArray[np.uint8]
-    cutout: NDArray[np.uint8]
+    image: NDArray[np.uint8]
     bbox: tuple[int, int, int, int] | None
     coverage: float
     empty: bool
     square_image: NDArray[np.uint8]
     square_probs: NDArray[np.float32]
+
+    @property
+    def cutout(self) -> NDArray[np.uint8]:
+        """(H, W, 4) uint8 RGBA photo with alpha as its alpha channel, built anew on each access.
+
+        Built on demand so that a set's full-size cutouts are not all held at once: the
+        response encodes one view's PNG at a time.
+        """
+        return make_cutout(self.image, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class SetResult:
         category: vocabulary name of the category hint, or None.
         threshold: probability threshold used for the masks.
         model_name, model_version: identity of the model from its metadata.
-        timings_ms: milliseconds spent in preprocess, infer, refine and colors; colors is
+        timings_ms: milliseconds spent in preprocess, infer, consensus, refine and colors; colors is
             absent when segment_set ran with colors=False.
     """
 
@@ -118,8 +130,12 @@ def segment_set(
     timings["preprocess"] = _elapsed_ms(started)
 
     started = time.perf_counter()
-    square_probs = segmenter.predict(squares, category_id=hint_id)
+    model_probs = segmenter.predict(squares, category_id=hint_id)
     timings["infer"] = _elapsed_ms(started)
+
+    started = time.perf_counter()
+    square_probs = color_consensus(squares, [placement for _, placement in letterboxed], model_probs)
+    timings["consensus"] = _elapsed_ms(started)
 
     started = time.perf_counter()
     views = tuple(
@@ -158,7 +174,7 @@ def _refine_view(
     return ViewResult(
         mask=refined.mask.astype(np.uint8) * np.uint8(255),
         alpha=refined.alpha,
-        cutout=make_cutout(image, refined.alpha),
+        image=image,
         bbox=mask_bbox(refined.mask),
         coverage=area / refined.mask.size,
         empty=area == 0,

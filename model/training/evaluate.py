@@ -7,7 +7,9 @@ garment is drawn and four views are rendered at the photo's own resolution:
 studio, detail, packshot and street. The same rendered views are then
 segmented in several scenarios (full set of 4, on-model pair, each view
 alone, with and without the category hint), so differences between scenarios
-come from the context alone. Seeds are fixed: the same model gives the same
+come from the context alone. The model's maps then go through the same steps
+as in the service: the color consensus (handler.consensus) and the edge-aware
+refinement (handler.refine). Seeds are fixed: the same model gives the same
 figures.
 
 Writes out/eval/metrics.json and out/eval/worst-sets.png. Both derive from
@@ -31,6 +33,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from scipy import ndimage
 
+from handler.consensus import color_consensus
 from handler.letterbox import Placement, crop_placement, letterbox
 from model.training.synth import (
     DECOY_CODE,
@@ -187,7 +190,7 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
         category = label_categories[target_label]
         decoys = [label for label, _ in garments if label_categories[label] != category]
         decoy_label = decoys[0] if decoys else None
-        rendered = render_views(photo, target_label, EVAL_VIEWS, rng, decoy_label=decoy_label)
+        rendered = render_views(photo, target_label, EVAL_VIEWS, rng, decoy_labels=() if decoy_label is None else (decoy_label,))
         cases.append(
             EvalCase(
                 photo.photo_id,
@@ -202,10 +205,17 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
     return cases
 
 
-def segment_views(model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler) -> list[NDArray[np.bool_]]:
-    """Segment views as one set and return (H, W) bool masks at each view's resolution."""
+def segment_views(
+    model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler, *, consensus: bool = True
+) -> list[NDArray[np.bool_]]:
+    """Segment views as one set and return (H, W) bool masks at each view's resolution.
+
+    With consensus, the model's maps go through the handler's color consensus first, as in the service.
+    """
     boxed = [letterbox(view, model.size) for view in views]
     probs = model.predict([square for square, _ in boxed], category)
+    if consensus:
+        probs = color_consensus(np.stack([square for square, _ in boxed]), [placement for _, placement in boxed], probs)
     return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
 
 
@@ -227,7 +237,7 @@ class Scores:
 
 
 def evaluate_model(
-    model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, *, full: bool
+    model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, *, full: bool, consensus: bool = True
 ) -> tuple[Scores, list[tuple[float, EvalCase, list[NDArray[np.bool_]]]]]:
     """Score one model on every scenario.
 
@@ -236,6 +246,7 @@ def evaluate_model(
         cases: rendered validation photos.
         upsample: maps an (S, S) probability map back to the photo.
         full: also run the single-view, fusion and hint scenarios (else the full set only).
+        consensus: apply the color consensus to the model's maps, as the service does.
     Returns:
         the scores, and (mean IoU, case, predicted masks) of each full set for the worst-case sheet.
     """
@@ -243,7 +254,7 @@ def evaluate_model(
     full_sets = []
     on_model = [EVAL_VIEWS.index(name) for name in ON_MODEL_VIEWS]
     for case in cases:
-        predicted = segment_views(model, case.views, 0, upsample)
+        predicted = segment_views(model, case.views, 0, upsample, consensus=consensus)
         for name, prediction, truth in zip(EVAL_VIEWS, predicted, case.truths, strict=True):
             scores.add(f"full/{name}", prediction, truth, with_boundary=True)
             scores.add("scenario/full", prediction, truth, with_boundary=True)
@@ -251,11 +262,11 @@ def evaluate_model(
         if not full:
             continue
 
-        pair = segment_views(model, [case.views[i] for i in on_model], 0, upsample)
+        pair = segment_views(model, [case.views[i] for i in on_model], 0, upsample, consensus=consensus)
         for prediction, i in zip(pair, on_model, strict=True):
             scores.add("scenario/on-model", prediction, case.truths[i])
         for i, (view, truth) in enumerate(zip(case.views, case.truths, strict=True)):
-            (alone,) = segment_views(model, [view], 0, upsample)
+            (alone,) = segment_views(model, [view], 0, upsample, consensus=consensus)
             scores.add("scenario/single", alone, truth)
             if i in on_model and case.garment_count >= 2:
                 scores.add("fusion/alone", alone, truth)
@@ -317,9 +328,10 @@ def format_details(scores: Scores, refined_vs_bilinear: dict[str, Scores]) -> st
         f"  no hint {no_hint:.3f}   correct hint {correct:.3f}   wrong hint (IoU with product) {misled:.3f}",
         f"  mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}   full-set figure of the same views {full_set:.3f}",
     ]
-    lines.append(f"Upsampling to full resolution (set of 4, IoU / BF@{BOUNDARY_TOLERANCE}px):")
+    lines.append(f"Steps after the model (set of 4, IoU / BF@{BOUNDARY_TOLERANCE}px):")
     for name, result in refined_vs_bilinear.items():
-        lines.append(f"  {name:<10} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}")
+        per_view = "  ".join(f"{view} {result.mean(f'full/{view}'):.3f}" for view in EVAL_VIEWS)
+        lines.append(f"  {name:<28} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}   {per_view}")
     return "\n".join(lines)
 
 
@@ -378,7 +390,8 @@ def main() -> None:
     if args.fp32.exists():
         results["fp32"], _ = evaluate_model(OnnxSetModel(args.fp32, args.threads), cases, refiner, full=True)
     bilinear, _ = evaluate_model(int8, cases, upsample_bilinear, full=False)
-    refined_vs_bilinear = {"refined": results["int8 (shipped)"], "bilinear": bilinear}
+    no_consensus, _ = evaluate_model(int8, cases, refiner, full=False, consensus=False)
+    refined_vs_bilinear = {"refined": results["int8 (shipped)"], "bilinear": bilinear, "refined, no color consensus": no_consensus}
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 

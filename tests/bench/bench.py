@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from handler.consensus import color_consensus
 from handler.letterbox import crop_placement, letterbox
 from handler.pipeline import segment_set
 from handler.refine import refine_mask
@@ -105,6 +106,9 @@ def main() -> None:
     letterboxed = [letterbox(photo, segmenter.input_size) for photo in photos]
     squares = np.stack([square for square, _ in letterboxed])
     infer_ms = median_ms(lambda: segmenter.predict(squares), args.runs)
+    set_probs = segmenter.predict(squares)
+    placements = [placement for _, placement in letterboxed]
+    consensus_ms = median_ms(lambda: color_consensus(squares, placements, set_probs), args.runs)
 
     tall = [generated_photo(3000, 2000, seed) for seed in range(4)]
     tall_boxes = [letterbox(photo, segmenter.input_size) for photo in tall]
@@ -122,6 +126,7 @@ def main() -> None:
     print(f"model {segmenter.name} {segmenter.version} sha256 {segmenter.sha256[:12]}, threads {args.threads}")
     print(f"model load (cold):                      {load_ms:8.1f} ms")
     print(f"inference, 4-view set (median of {args.runs}):    {infer_ms:8.1f} ms")
+    print(f"color consensus, 4-view set (median):   {consensus_ms:8.1f} ms")
     print(f"refine, four 2000x3000 photos (median): {refine_ms:8.1f} ms wall, {refine_cpu_ms:.1f} ms CPU")
     sizes = ", ".join(f"{w}x{h}" for h, w in SAMPLE_SIZES)
     print(f"segment_set, 4 photos ({sizes}) (median of {set_runs}): {total_ms:8.1f} ms")

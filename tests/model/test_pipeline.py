@@ -96,7 +96,7 @@ def test_segment_set_views_at_each_photo_size(model: Segmenter) -> None:
         assert view.square_probs.min() >= 0.0
         assert view.square_probs.max() <= 1.0
     assert (result.model_name, result.model_version) == (model.name, model.version)
-    assert set(result.timings_ms) == {"preprocess", "infer", "refine", "colors"}
+    assert set(result.timings_ms) == {"preprocess", "infer", "consensus", "refine", "colors"}
     assert all(value >= 0.0 for value in result.timings_ms.values())
 
 

@@ -24,11 +24,10 @@ def make_view(height: int, width: int, box: tuple[int, int, int, int] | None) ->
         x0, y0, x1, y1 = box
         mask[y0:y1, x0:x1] = 255
     image = np.full((height, width, 3), 200, dtype=np.uint8)
-    cutout = np.dstack([image, mask])
     return ViewResult(
         mask=mask,
         alpha=mask.copy(),
-        cutout=cutout,
+        image=image,
         bbox=box,
         coverage=float((mask > 0).mean()),
         empty=box is None,

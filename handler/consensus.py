@@ -1,0 +1,122 @@
+"""Color consensus: reweigh each view's product map by the product's colors in the other views.
+
+The network often marks a whole outfit on an on-model photo, even when the set's
+packshot shows a single garment. Colors give a cheap check that works at the
+model's input resolution. For every view, a color histogram of its likely
+product pixels (weighted by probability) and one of its likely background
+pixels (weighted by 1 - probability) are counted. A pixel of view v whose
+color is common on the product of the other views and rare in v's own
+background gains logit, and the reverse loses it:
+
+    logit'(x) = logit(x) + strength * clip(log((F_others[c] + eps) / (B_v[c] + eps)), -limit, limit)
+
+where c is the pixel's color bin, F_others is the geometric mean of the other
+views' product histograms, and B_v is v's background histogram. A view alone
+is compared with its own product histogram.
+
+The settings were chosen on 120 training photos rendered as evaluation sets;
+model/training/evaluate.py reports the IoU with and without this step on the
+validation split.
+
+Known shortcoming: colors cannot tell apart two garments of the same color,
+and a product whose colors all appear in its photo's background gains nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from handler.letterbox import Placement
+
+
+@dataclass(frozen=True)
+class ConsensusSettings:
+    """Parameters of color_consensus.
+
+    Attributes:
+        levels: bins per RGB channel; the histograms have levels**3 bins.
+        strength: weight of the color log ratio added to the logit; 0 turns the step off.
+        eps: added to every histogram share (shares sum to 1) before the ratio.
+        limit: largest absolute log ratio.
+        min_product_pixels: probability mass, in square pixels, below which a view's
+            product histogram is ignored as a reference for the other views.
+    """
+
+    levels: int = 8
+    strength: float = 1.0
+    eps: float = 1e-3
+    limit: float = 2.0
+    min_product_pixels: float = 16.0
+
+
+def color_consensus(
+    squares: NDArray[np.uint8],
+    placements: list[Placement],
+    probs: NDArray[np.float32],
+    settings: ConsensusSettings = ConsensusSettings(),
+) -> NDArray[np.float32]:
+    """Reweigh the product probabilities of a set by color agreement between its views.
+
+    Args:
+        squares: (V, S, S, 3) uint8 RGB letterboxed photos, V >= 1.
+        placements: V placements of the photos inside their squares; only pixels
+            inside them are counted.
+        probs: (V, S, S) float32 model probabilities, 0-1.
+        settings: see ConsensusSettings.
+    Returns:
+        (V, S, S) float32 probabilities, 0-1. Outside the placements they are unchanged.
+    Raises:
+        ValueError: shapes or dtypes differ from the above.
+    """
+    _check_inputs(squares, placements, probs)
+    if settings.strength == 0:
+        return probs.astype(np.float32, copy=True)
+    bins = color_bins(squares, settings.levels)
+    inside = placement_masks(placements, probs.shape[-1])
+    count = settings.levels**3
+    product = [_histogram(b[m], p[m], count) for b, p, m in zip(bins, probs, inside, strict=True)]
+    background = [_histogram(b[m], 1.0 - p[m], count) for b, p, m in zip(bins, probs, inside, strict=True)]
+    has_product = [float(p[m].sum()) >= settings.min_product_pixels for p, m in zip(probs, inside, strict=True)]
+
+    adjusted = probs.astype(np.float32, copy=True)
+    for view in range(len(probs)):
+        references = [product[u] for u in range(len(probs)) if u != view and has_product[u]] or [product[view]]
+        log_reference = np.mean([np.log(h + settings.eps) for h in references], axis=0)
+        ratio = np.clip(log_reference - np.log(background[view] + settings.eps), -settings.limit, settings.limit)
+        p = np.clip(probs[view][inside[view]].astype(np.float64), 1e-4, 1 - 1e-4)
+        logit = np.log(p / (1 - p)) + settings.strength * ratio[bins[view][inside[view]]]
+        adjusted[view][inside[view]] = 1.0 / (1.0 + np.exp(-logit))
+    return adjusted
+
+
+def color_bins(squares: NDArray[np.uint8], levels: int) -> NDArray[np.intp]:
+    """Map (..., 3) uint8 RGB to (...) color bin ids in [0, levels**3), levels per channel."""
+    quantized = (squares.astype(np.intp) * levels) >> 8
+    return (quantized[..., 0] * levels + quantized[..., 1]) * levels + quantized[..., 2]
+
+
+def placement_masks(placements: list[Placement], size: int) -> NDArray[np.bool_]:
+    """Return (V, size, size) bool, True where each view's photo lies inside its square."""
+    masks = np.zeros((len(placements), size, size), bool)
+    for mask, place in zip(masks, placements, strict=True):
+        mask[place.top : place.top + place.height, place.left : place.left + place.width] = True
+    return masks
+
+
+def _histogram(bins: NDArray[np.intp], weights: NDArray[np.float32], count: int) -> NDArray[np.float64]:
+    """Weighted share of each of count bins, summing to 1; all zeros when the weights sum to 0."""
+    histogram = np.bincount(bins, weights=weights.astype(np.float64), minlength=count).astype(np.float64)
+    total = histogram.sum()
+    return histogram / total if total > 0 else histogram
+
+
+def _check_inputs(squares: NDArray[np.uint8], placements: list[Placement], probs: NDArray[np.float32]) -> None:
+    if squares.ndim != 4 or squares.shape[-1] != 3 or squares.dtype != np.uint8 or len(squares) == 0:
+        raise ValueError(f"invalid squares: expected (V, S, S, 3) uint8 with V >= 1, got {squares.shape} {squares.dtype}")
+    if probs.shape != squares.shape[:3] or probs.dtype != np.float32:
+        raise ValueError(f"invalid probabilities: expected {squares.shape[:3]} float32, got {probs.shape} {probs.dtype}")
+    if len(placements) != len(squares):
+        raise ValueError(f"invalid placements: expected one per view ({len(squares)}), got {len(placements)}")

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from handler.consensus import ConsensusSettings, color_bins, color_consensus, placement_masks
+from handler.letterbox import Placement
+
+SIZE = 32
+RED, BLUE, WHITE = (200, 30, 30), (30, 40, 200), (250, 250, 250)
+WHOLE = Placement(top=0, left=0, height=SIZE, width=SIZE)
+
+
+def packshot() -> tuple[np.ndarray, np.ndarray]:
+    """A red square on white, with the model sure of it."""
+    image = np.full((SIZE, SIZE, 3), WHITE, np.uint8)
+    image[8:24, 8:24] = RED
+    probs = np.zeros((SIZE, SIZE), np.float32)
+    probs[8:24, 8:24] = 1.0
+    return image, probs
+
+
+def outfit() -> tuple[np.ndarray, np.ndarray]:
+    """A red top over blue trousers on white, the model unsure of both (0.6)."""
+    image = np.full((SIZE, SIZE, 3), WHITE, np.uint8)
+    image[4:14, 8:24] = RED
+    image[14:30, 10:22] = BLUE
+    probs = np.zeros((SIZE, SIZE), np.float32)
+    probs[4:14, 8:24] = 0.6
+    probs[14:30, 10:22] = 0.6
+    return image, probs
+
+
+def run(views, settings=None, placements=None):
+    squares = np.stack([image for image, _ in views])
+    probs = np.stack([p for _, p in views])
+    return color_consensus(squares, placements or [WHOLE] * len(views), probs, settings or ConsensusSettings())
+
+
+def test_consensus_follows_packshot_color():
+    adjusted = run([packshot(), outfit()])
+    assert adjusted[1][4:14, 8:24].min() > 0.6
+    assert adjusted[1][14:30, 10:22].max() < 0.5
+
+
+def test_consensus_strength_zero_unchanged():
+    views = [packshot(), outfit()]
+    adjusted = run(views, ConsensusSettings(strength=0.0))
+    np.testing.assert_array_equal(adjusted, np.stack([p for _, p in views]))
+
+
+def test_consensus_outside_placement_unchanged():
+    image, probs = outfit()
+    probs[:2] = 0.7
+    band = Placement(top=2, left=0, height=SIZE - 2, width=SIZE)
+    adjusted = run([packshot(), (image, probs)], placements=[WHOLE, band])
+    np.testing.assert_array_equal(adjusted[1][:2], probs[:2])
+    assert not np.array_equal(adjusted[1][2:], probs[2:])
+
+
+def test_consensus_ignores_empty_view():
+    empty = (np.full((SIZE, SIZE, 3), BLUE, np.uint8), np.zeros((SIZE, SIZE), np.float32))
+    without = run([packshot(), outfit()])
+    with_empty = run([empty, packshot(), outfit()])
+    np.testing.assert_allclose(with_empty[1:], without, atol=1e-6)
+
+
+def test_consensus_single_view():
+    (adjusted,) = run([outfit()])
+    assert adjusted.dtype == np.float32
+    assert adjusted.min() >= 0.0
+    assert adjusted.max() <= 1.0
+    # Its own product colors are rarer in its background than in its product, so they gain.
+    assert adjusted[4:14, 8:24].min() > 0.6
+
+
+def test_color_bins_range():
+    squares = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], np.uint8)
+    np.testing.assert_array_equal(color_bins(squares, 8), [[0, 511, 7 * 64]])
+
+
+def test_placement_masks_region():
+    masks = placement_masks([Placement(top=1, left=2, height=3, width=4)], 8)
+    assert masks.sum() == 12
+    assert masks[0, 1, 2]
+    assert not masks[0, 0, 2]
+
+
+@pytest.mark.parametrize(
+    ("squares", "probs", "count"),
+    [
+        (np.zeros((1, SIZE, SIZE), np.uint8), np.zeros((1, SIZE, SIZE), np.float32), 1),
+        (np.zeros((1, SIZE, SIZE, 3), np.uint8), np.zeros((1, SIZE, SIZE), np.float64), 1),
+        (np.zeros((1, SIZE, SIZE, 3), np.uint8), np.zeros((1, SIZE, SIZE), np.float32), 2),
+    ],
+)
+def test_consensus_bad_inputs_raise(squares, probs, count):
+    with pytest.raises(ValueError, match="expected"):
+        color_consensus(squares, [WHOLE] * count, probs)
