@@ -9,6 +9,7 @@ Only numpy and Pillow are used, so evaluation runs without PyTorch.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class ProductSet:
         photo_id: CCP photo the set comes from.
         target_label: CCP label id of the target garment.
         garment_count: garments covering at least MIN_TARGET_FRACTION of the photo.
+        others: (4, S, S) bool, True on the photo's other garments (any size), for the loss.
     """
 
     images: NDArray[np.uint8]
@@ -68,6 +70,7 @@ class ProductSet:
     photo_id: str
     target_label: int
     garment_count: int
+    others: NDArray[np.bool_]
 
 
 def load_label_categories(dataset_dir: Path) -> dict[int, int]:
@@ -282,7 +285,7 @@ def choose_view_types(rng: np.random.Generator) -> list[str]:
 
 
 def render_views(
-    photo: Photo, target_label: int, view_types: list[str], rng: np.random.Generator, *, decoy_label: int | None = None
+    photo: Photo, target_label: int, view_types: list[str], rng: np.random.Generator, *, decoy_labels: Collection[int] = ()
 ) -> list[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
     """Render the views of one set at the photo's resolution.
 
@@ -294,13 +297,12 @@ def render_views(
         target_label: CCP label of the product.
         view_types: names from VIEW_TYPES.
         rng: random source.
-        decoy_label: CCP label marked DECOY_CODE in the code maps, for evaluation.
+        decoy_labels: CCP labels marked DECOY_CODE in the code maps.
     Returns:
         One ((H, W, 3) uint8 RGB, (H, W) uint8 code map) pair per view type.
     """
     codes = np.where(photo.labels == target_label, TARGET_CODE, 0).astype(np.uint8)
-    if decoy_label is not None:
-        codes[photo.labels == decoy_label] = DECOY_CODE
+    codes[np.isin(photo.labels, list(decoy_labels))] = DECOY_CODE
     repeated = len(set(view_types)) == 1 and len(view_types) > 1 and rng.random() < 0.5
     views: list[tuple[NDArray[np.uint8], NDArray[np.uint8]]] = []
     for view_type in view_types:
@@ -319,6 +321,7 @@ def synthesize_set(
     *,
     view_types: list[str] | None = None,
     target_label: int | None = None,
+    full_set_rate: float = 0.0,
 ) -> ProductSet | None:
     """Build one product set from one photo.
 
@@ -329,6 +332,8 @@ def synthesize_set(
         rng: random source; the same generator state gives the same set.
         view_types: view types to render; drawn by choose_view_types when None.
         target_label: CCP label of the product; drawn with weight sqrt(area) when None.
+        full_set_rate: share of drawn sets that hold each view type once, in random order,
+            on top of those choose_view_types draws; at 0 no extra draw is made.
     Returns:
         The set, or None when the photo has no garment large enough.
     """
@@ -338,13 +343,22 @@ def synthesize_set(
     if target_label is None:
         weights = np.sqrt(np.array([count for _, count in garments], np.float64))
         target_label = garments[int(rng.choice(len(garments), p=weights / weights.sum()))][0]
-    types = view_types if view_types is not None else choose_view_types(rng)
+    if view_types is not None:
+        types = view_types
+    elif full_set_rate > 0 and rng.random() < full_set_rate:
+        types = [str(v) for v in rng.permutation(VIEW_TYPES)]
+    else:
+        types = choose_view_types(rng)
+    other_garments = [label for label, category in label_categories.items() if category > 0 and label != target_label]
     images = np.full((MAX_VIEWS, size, size, 3), 255, np.uint8)
     masks = np.zeros((MAX_VIEWS, size, size), bool)
+    others = np.zeros((MAX_VIEWS, size, size), bool)
     valid = np.zeros(MAX_VIEWS, bool)
-    for slot, (rgb, codes) in enumerate(render_views(photo, target_label, types, rng)):
+    for slot, (rgb, codes) in enumerate(render_views(photo, target_label, types, rng, decoy_labels=other_garments)):
         images[slot], _ = letterbox(rgb, size)
         masks[slot] = letterbox_mask(codes == TARGET_CODE, size)
+        others[slot] = letterbox_mask(codes == DECOY_CODE, size)
         valid[slot] = True
     names = tuple(types) + ("",) * (MAX_VIEWS - len(types))
-    return ProductSet(images, masks, valid, names, label_categories[target_label], photo.photo_id, target_label, len(garments))
+    category = label_categories[target_label]
+    return ProductSet(images, masks, valid, names, category, photo.photo_id, target_label, len(garments), others)

@@ -44,8 +44,9 @@ class SetStream(torch.utils.data.IterableDataset):
     the DataLoader collates from one worker has a single side.
     """
 
-    def __init__(self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int) -> None:
+    def __init__(self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int, full_set_rate: float) -> None:
         self.dataset_dir, self.ids, self.sizes, self.batch, self.seed = dataset_dir, ids, sizes, batch, seed
+        self.full_set_rate = full_set_rate
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -56,7 +57,8 @@ class SetStream(torch.utils.data.IterableDataset):
         while True:
             if emitted % self.batch == 0:
                 size = int(rng.choice(self.sizes))
-            product = synthesize_set(photos[rng.integers(len(photos))], label_categories, size, rng)
+            photo = photos[rng.integers(len(photos))]
+            product = synthesize_set(photo, label_categories, size, rng, full_set_rate=self.full_set_rate)
             if product is None:
                 continue
             emitted += 1
@@ -66,6 +68,7 @@ class SetStream(torch.utils.data.IterableDataset):
                 torch.from_numpy(product.masks.astype(np.float32)),
                 torch.from_numpy(product.valid.astype(np.float32)),
                 torch.tensor(category, dtype=torch.int64),
+                torch.from_numpy(product.others.astype(np.float32)),
             )
 
 
@@ -74,15 +77,20 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
-def set_loss(logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def set_loss(
+    logits: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, others: torch.Tensor | None = None, other_weight: float = 1.0
+) -> torch.Tensor:
     """Binary cross-entropy plus soft Dice, averaged over present views.
 
     Args:
         logits: (B, V, S, S) float32.
         masks: (B, V, S, S) float32 truth in {0, 1}.
         valid: (B, V) float32, 1 on present views.
+        others: (B, V, S, S) float32, 1 on garments other than the product; None for none.
+        other_weight: weight of the cross-entropy on those pixels; 1 on all other pixels.
     """
-    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(2, 3))
+    weight = None if others is None else 1.0 + (other_weight - 1.0) * others
+    bce = F.binary_cross_entropy_with_logits(logits, masks, weight=weight, reduction="none").mean(dim=(2, 3))
     probs = torch.sigmoid(logits)
     overlap = (probs * masks).sum(dim=(2, 3))
     dice = 1 - (2 * overlap + 1) / (probs.sum(dim=(2, 3)) + masks.sum(dim=(2, 3)) + 1)
@@ -122,6 +130,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--workers", type=int, default=1, help="synthesis worker processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--other-weight", type=float, default=1.0, help="cross-entropy weight on the pixels of garments other than the product"
+    )
+    parser.add_argument(
+        "--full-set-rate",
+        type=float,
+        default=0.0,
+        help="extra share of sets that contain each view type once (studio, detail, packshot, street)",
+    )
     args = parser.parse_args()
     args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
     if any(side % 16 for side in args.sizes):
@@ -139,7 +156,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     train_ids, _ = split_ids(args.dataset)
-    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed)
+    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width, prior=args.prior)
     if args.init is not None:
@@ -158,7 +175,7 @@ def main() -> None:
     budget = args.minutes * 60
     start = time.monotonic()
     step, running = 0, 0.0
-    for images, masks, valid, category in loader:
+    for images, masks, valid, category, others in loader:
         elapsed = time.monotonic() - start
         if elapsed > budget:
             break
@@ -169,7 +186,7 @@ def main() -> None:
 
         net.train()
         logits, coarse = net(normalize(images), valid, category, with_coarse=True)
-        loss = set_loss(logits, masks, valid)
+        loss = set_loss(logits, masks, valid, others, args.other_weight)
         if coarse is not None:
             loss = loss + COARSE_WEIGHT * coarse_loss(coarse, masks, valid)
         optimizer.zero_grad(set_to_none=True)
@@ -203,6 +220,8 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "step": step,
         "seed": args.seed,
         "init": str(args.init) if args.init else None,
+        "other_weight": args.other_weight,
+        "full_set_rate": args.full_set_rate,
     }
     torch.save({"state_dict": net.state_dict(), "settings": settings}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
