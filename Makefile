@@ -71,6 +71,7 @@ lint: venv
 
 bench: $(VENV)/.eval-installed
 	taskset -c 0 $(VENV)/bin/python tests/bench/bench.py --threads 1
+	$(VENV)/bin/python tests/bench/peak_memory.py
 
 $(VENV)/.eval-installed: $(VENV)/.installed
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,eval]'
