@@ -21,15 +21,17 @@ PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) 
 # The Clothing Co-Parsing dataset (images/, labels/, labels.json); never copied into the repository.
 DATASET ?= ../shared/datasets/ccp
 TRAIN_OUT ?= runs/local
-# Stage 1 trains at 160 px from scratch, stage 2 continues at several input sides, and stage 3
-# adds the product prior. model.training.choose_size then picks the side to ship from
+# Stage 1 trains at 160 px from scratch, stage 2 continues at several input sides, stage 3
+# adds the product prior, and stage 4 weighs other garments' pixels 3 times in the loss and
+# draws more full sets of 4. model.training.choose_size then picks the side to ship from
 # measured IoU and speed.
 TRAIN_MINUTES ?= 125
 TRAIN_MINUTES_2 ?= 110
 TRAIN_MINUTES_3 ?= 95
+TRAIN_MINUTES_4 ?= 100
 TRAIN_SIZES ?= 128,160,192,224,256
 TRAIN_SIZES_3 ?= 160,192,224
-MODEL_VERSION ?= 1.2.0
+MODEL_VERSION ?= 1.3.0
 DEMO_OUT ?= out/demo
 SAMPLES := events/samples
 DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
@@ -95,10 +97,13 @@ train: $(VENV_TRAIN)/.installed
 	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT)/stage3 \
 		--init $(TRAIN_OUT)/stage2/last.pt --prior --minutes $(TRAIN_MINUTES_3) --width 20 --batch 12 \
 		--sizes $(TRAIN_SIZES_3) --size 192 --lr 1e-3 --seed 2
+	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT)/stage4 \
+		--init $(TRAIN_OUT)/stage3/last.pt --prior --minutes $(TRAIN_MINUTES_4) --width 20 --batch 12 \
+		--sizes $(TRAIN_SIZES_3) --size 192 --lr 1e-3 --seed 3 --other-weight 3 --full-set-rate 0.3
 	$(VENV_TRAIN)/bin/python -m model.training.choose_size --dataset $(DATASET) \
-		--checkpoint $(TRAIN_OUT)/stage3/last.pt --sizes $(TRAIN_SIZES_3) --out $(TRAIN_OUT)/choose-size
+		--checkpoint $(TRAIN_OUT)/stage4/last.pt --sizes $(TRAIN_SIZES_3) --out $(TRAIN_OUT)/choose-size
 	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
-		--checkpoint $(TRAIN_OUT)/stage3/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
+		--checkpoint $(TRAIN_OUT)/stage4/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
 		--choice $(TRAIN_OUT)/choose-size/sizes.json
 	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
 		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
