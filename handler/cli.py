@@ -17,6 +17,7 @@ import binascii
 import json
 import logging
 import mimetypes
+import re
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,9 @@ from handler.categories import ACCEPTED_CATEGORIES
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
+
+OUTPUT_NAME = re.compile(r"result\.json|error\.json|(mask|cutout)-\d+\.png|response\.\w+")
+"""Names of the files the CLI writes into an output folder; clear_outputs deletes only these."""
 
 
 
@@ -213,10 +217,16 @@ def run_invoke(args: argparse.Namespace) -> int:
         print(f"fashion-seg: the function failed and Lambda would retry the event: {err}", file=sys.stderr)
         return EXIT_FAILED
     if args.out is not None and isinstance(result, dict):
-        print(save_invoke_response(args.out, result))
+        saved_path = save_invoke_response(args.out, result)
+        print(saved_path)
     else:
+        saved_path = None
         print(json.dumps(result, indent=2))
-    return EXIT_FAILED if invoke_failed(event, result) else EXIT_OK
+    if invoke_failed(event, result):
+        location_note = f"; its response is in {saved_path}" if saved_path else ""
+        print(f"fashion-seg: the function reported a failure{location_note}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def invoke_failed(event: object, result: object) -> bool:
@@ -266,6 +276,7 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
         except json.JSONDecodeError:
             return save_body(folder, result, body)
     make_folder(folder)
+    clear_outputs(folder)
     for image in document.get("images", []):
         for kind in ("mask", "cutout"):
             location = image.get(kind)
@@ -299,6 +310,7 @@ def save_body(folder: Path, result: Mapping[str, Any], body: str) -> Path:
     else:
         data = body.encode("utf-8")
     make_folder(folder)
+    clear_outputs(folder)
     path = folder / f"response{mimetypes.guess_extension(media_type) or '.bin'}"
     path.write_bytes(data)
     return path
@@ -332,9 +344,10 @@ def build_segment(
 
 
 def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Segmentation]) -> None:
-    """Write mask-K.png, cutout-K.png and, last, result.json into folder."""
+    """Write mask-K.png, cutout-K.png and, last, result.json into folder, replacing earlier outputs."""
     segment, segmentation = segmented
     make_folder(folder)
+    clear_outputs(folder)
     locations = []
     for index, pngs in enumerate(response.encode_views(segmentation.result)):
         mask_name, cutout_name = results.view_file_name("mask", index), results.view_file_name("cutout", index)
@@ -360,15 +373,31 @@ def write_error_document(folder: Path, error: errors.ApiError) -> None:
     """Write a failed set's error.json, or report on stderr when the folder cannot be written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        clear_outputs(folder)
         (folder / "error.json").write_text(json.dumps(response.error_document(error), indent=2) + "\n")
-    except OSError as err:
-        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err.strerror}", file=sys.stderr)
+    except (OSError, CliError) as err:
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {reason}", file=sys.stderr)
 
 
 def check_out_folder(path: Path) -> None:
     """Reject an --out path that exists and is not a folder, before any work is done."""
     if path.exists() and not path.is_dir():
         raise CliError(f"--out {path} is an existing file; give a folder path, which is created if missing")
+
+
+def clear_outputs(folder: Path) -> None:
+    """Delete the files that an earlier run wrote into folder, so that old and new outputs never mix.
+
+    Only the names this CLI writes are deleted (result.json, error.json, mask-K.png, cutout-K.png,
+    response.*); other files in the folder stay.
+    """
+    for path in folder.iterdir():
+        if path.is_file() and OUTPUT_NAME.fullmatch(path.name):
+            try:
+                path.unlink()
+            except OSError as err:
+                raise CliError(f"cannot delete the earlier output {path}: {err.strerror}") from err
 
 
 def make_folder(path: Path) -> None:

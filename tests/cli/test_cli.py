@@ -39,6 +39,33 @@ def test_segment_writes_masks_cutouts_result(tmp_path: Path) -> None:
     assert result["images"][1]["mask"] == {"path": "mask-1.png"}
 
 
+def test_segment_rerun_replaces_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    photos = [str(SAMPLES_DIR / name) for name in ("front.jpg", "back.jpg", "detail.jpg")]
+    assert cli.main(["segment", *photos, "--out", str(out)]) == 0
+
+    code = cli.main(["segment", photos[0], "--out", str(out)])
+
+    assert code == 0
+    assert sorted(path.name for path in out.iterdir()) == ["cutout-0.png", "mask-0.png", "notes.txt", "result.json"]
+
+
+def test_batch_failed_rerun_drops_results(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES_DIR / "front.jpg", tmp_path / "photo.jpg")
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "set", "images": ["photo.jpg"]}]))
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(manifest), "--out", str(out)]) == 0
+    (tmp_path / "photo.jpg").write_bytes(b"not a jpeg any more")
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    assert code == 1
+    assert sorted(path.name for path in (out / "set").iterdir()) == ["error.json"]
+
+
 def test_segment_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["segment", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "out")])
 
@@ -337,7 +364,9 @@ def test_invoke_error_response_exit_1(tmp_path: Path, capsys: pytest.CaptureFixt
     code = cli.main(["invoke", str(event)])
 
     assert code == 1
-    assert json.loads(capsys.readouterr().out)["error"]["code"] == "invalid_request"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"]["code"] == "invalid_request"
+    assert "the function reported a failure" in captured.err
 
 
 def test_invoke_missing_event_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
