@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from handler.letterbox import Placement
+from handler.letterbox import Placement, crop_placement
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,22 @@ def color_consensus(
     _check_inputs(squares, placements, probs)
     if settings.strength == 0:
         return probs.astype(np.float32, copy=True)
-    bins = color_bins(squares, settings.levels)
     inside = placement_masks(placements, probs.shape[-1])
+    # Per view, the color bins and probabilities of the pixels inside its placement, 1-D.
+    pixel_bins = [bins[mask] for bins, mask in zip(color_bins(squares, settings.levels), inside, strict=True)]
+    pixel_probs = [view_probs[mask] for view_probs, mask in zip(probs, inside, strict=True)]
     count = settings.levels**3
-    product = [_histogram(b[m], p[m], count) for b, p, m in zip(bins, probs, inside, strict=True)]
-    background = [_histogram(b[m], 1.0 - p[m], count) for b, p, m in zip(bins, probs, inside, strict=True)]
-    has_product = [float(p[m].sum()) >= settings.min_product_pixels for p, m in zip(probs, inside, strict=True)]
+    product = [_histogram(b, p, count) for b, p in zip(pixel_bins, pixel_probs, strict=True)]
+    background = [_histogram(b, 1.0 - p, count) for b, p in zip(pixel_bins, pixel_probs, strict=True)]
+    has_product = [float(p.sum()) >= settings.min_product_pixels for p in pixel_probs]
 
     adjusted = probs.astype(np.float32, copy=True)
     for view in range(len(probs)):
         references = [product[u] for u in range(len(probs)) if u != view and has_product[u]] or [product[view]]
         log_reference = np.mean([np.log(h + settings.eps) for h in references], axis=0)
         ratio = np.clip(log_reference - np.log(background[view] + settings.eps), -settings.limit, settings.limit)
-        p = np.clip(probs[view][inside[view]].astype(np.float64), 1e-4, 1 - 1e-4)
-        logit = np.log(p / (1 - p)) + settings.strength * ratio[bins[view][inside[view]]]
+        p = np.clip(pixel_probs[view].astype(np.float64), 1e-4, 1 - 1e-4)
+        logit = np.log(p / (1 - p)) + settings.strength * ratio[pixel_bins[view]]
         adjusted[view][inside[view]] = 1.0 / (1.0 + np.exp(-logit))
     return adjusted
 
@@ -101,8 +103,8 @@ def color_bins(squares: NDArray[np.uint8], levels: int) -> NDArray[np.intp]:
 def placement_masks(placements: list[Placement], size: int) -> NDArray[np.bool_]:
     """Return (V, size, size) bool, True where each view's photo lies inside its square."""
     masks = np.zeros((len(placements), size, size), bool)
-    for mask, place in zip(masks, placements, strict=True):
-        mask[place.top : place.top + place.height, place.left : place.left + place.width] = True
+    for mask, placement in zip(masks, placements, strict=True):
+        crop_placement(mask, placement)[...] = True
     return masks
 
 

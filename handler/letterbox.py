@@ -8,10 +8,13 @@ serving pipeline and the model agree on the frame by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 PAD_VALUE = 255
 """Padding level of all three channels: white, as on a studio packshot."""
@@ -98,14 +101,15 @@ def letterbox_mask(mask: NDArray[np.bool_], size: int) -> NDArray[np.bool_]:
     return square
 
 
-def crop_placement(square_map: NDArray[np.float32], placement: Placement) -> NDArray[np.float32]:
+def crop_placement(square_map: NDArray[ScalarT], placement: Placement) -> NDArray[ScalarT]:
     """Cut the photo's region out of a letterboxed (size, size) map.
 
     Args:
-        square_map: (size, size) float32 map in the letterboxed frame.
+        square_map: (size, size) map in the letterboxed frame, any dtype (float32 for probabilities).
         placement: where the photo lies, from ``letterbox``.
     Returns:
-        (placement.height, placement.width) float32 view of the photo's region.
+        (placement.height, placement.width) view of the photo's region, same dtype; writes go
+        through to square_map.
     """
     return square_map[
         placement.top : placement.top + placement.height, placement.left : placement.left + placement.width
