@@ -37,7 +37,7 @@ EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
 
 OUTPUT_NAME = re.compile(r"result\.json|error\.json|(mask|cutout)-\d+\.png|response\.\w+")
-"""Names of the files the CLI writes into an output folder; clear_outputs deletes only these."""
+"""Names of the files the CLI writes into an output folder; prepare_output_folder deletes only these."""
 
 
 
@@ -275,8 +275,7 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
             document = json.loads(body)
         except json.JSONDecodeError:
             return save_body(folder, result, body)
-    make_folder(folder)
-    clear_outputs(folder)
+    prepare_output_folder(folder)
     for image in document.get("images", []):
         for kind in ("mask", "cutout"):
             location = image.get(kind)
@@ -309,8 +308,7 @@ def save_body(folder: Path, result: Mapping[str, Any], body: str) -> Path:
             raise CliError(f"the response body is marked isBase64Encoded but is not valid base64: {err}") from err
     else:
         data = body.encode("utf-8")
-    make_folder(folder)
-    clear_outputs(folder)
+    prepare_output_folder(folder)
     path = folder / f"response{mimetypes.guess_extension(media_type) or '.bin'}"
     path.write_bytes(data)
     return path
@@ -346,8 +344,7 @@ def build_segment(
 def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Segmentation]) -> None:
     """Write mask-K.png, cutout-K.png and, last, result.json into folder, replacing earlier outputs."""
     segment, segmentation = segmented
-    make_folder(folder)
-    clear_outputs(folder)
+    prepare_output_folder(folder)
     locations = []
     for index, pngs in enumerate(response.encode_views(segmentation.result)):
         mask_name, cutout_name = results.view_file_name("mask", index), results.view_file_name("cutout", index)
@@ -372,12 +369,12 @@ def read_batch_manifest(path: Path) -> list[dict[str, Any]]:
 def write_error_document(folder: Path, error: errors.ApiError) -> None:
     """Write a failed set's error.json, or report on stderr when the folder cannot be written."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        clear_outputs(folder)
+        prepare_output_folder(folder)
         (folder / "error.json").write_text(json.dumps(response.error_document(error), indent=2) + "\n")
-    except (OSError, CliError) as err:
-        reason = err.strerror if isinstance(err, OSError) else str(err)
-        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {reason}", file=sys.stderr)
+    except CliError as err:
+        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err}", file=sys.stderr)
+    except OSError as err:
+        tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err.strerror}", file=sys.stderr)
 
 
 def check_out_folder(path: Path) -> None:
@@ -386,26 +383,25 @@ def check_out_folder(path: Path) -> None:
         raise CliError(f"--out {path} is an existing file; give a folder path, which is created if missing")
 
 
-def clear_outputs(folder: Path) -> None:
-    """Delete the files that an earlier run wrote into folder, so that old and new outputs never mix.
+def prepare_output_folder(folder: Path) -> None:
+    """Create an output folder and its parents, then delete the outputs of an earlier run in it.
 
     Only the names this CLI writes are deleted (result.json, error.json, mask-K.png, cutout-K.png,
-    response.*); other files in the folder stay.
+    response.*), so old and new outputs never mix. Other files in the folder stay.
+
+    Raises:
+        CliError: the folder cannot be created, or an earlier output cannot be deleted.
     """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create the output folder {folder}: {err.strerror}") from err
     for path in folder.iterdir():
         if path.is_file() and OUTPUT_NAME.fullmatch(path.name):
             try:
                 path.unlink()
             except OSError as err:
                 raise CliError(f"cannot delete the earlier output {path}: {err.strerror}") from err
-
-
-def make_folder(path: Path) -> None:
-    """Create an output folder and its parents, reporting failure as a CliError."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CliError(f"cannot create the output folder {path}: {err.strerror}") from err
 
 
 def read_file(path: Path, *, description: str, image_index: int | None = None) -> bytes:
