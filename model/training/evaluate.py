@@ -316,8 +316,8 @@ def format_table(results: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
-def format_details(scores: Scores, refined_vs_bilinear: dict[str, Scores]) -> str:
-    """Render fusion, hint and upsampling figures of the shipped model."""
+def format_details(scores: Scores, step_variants: dict[str, Scores]) -> str:
+    """Render the shipped model's fusion and hint figures, and the set of 4 under each variant of the steps after the model."""
     alone, pair, full_set = (scores.mean(f"fusion/{k}") for k in ("alone", "on-model-pair", "full-set"))
     no_hint, correct, misled = (scores.mean(f"hint/{k}") for k in ("none", "correct", "wrong-vs-target"))
     lines = [
@@ -329,7 +329,7 @@ def format_details(scores: Scores, refined_vs_bilinear: dict[str, Scores]) -> st
         f"  mask follows the wrong hint {scores.mean('hint/wrong-follows'):.0%}   full-set figure of the same views {full_set:.3f}",
     ]
     lines.append(f"Steps after the model (set of 4, IoU / BF@{BOUNDARY_TOLERANCE}px):")
-    for name, result in refined_vs_bilinear.items():
+    for name, result in step_variants.items():
         per_view = "  ".join(f"{view} {result.mean(f'full/{view}'):.3f}" for view in EVAL_VIEWS)
         lines.append(f"  {name:<28} {result.mean('scenario/full'):.3f} / {result.mean('scenario/full', boundary=True):.3f}   {per_view}")
     return "\n".join(lines)
@@ -391,14 +391,14 @@ def main() -> None:
         results["fp32"], _ = evaluate_model(OnnxSetModel(args.fp32, args.threads), cases, refiner, full=True)
     bilinear, _ = evaluate_model(int8, cases, upsample_bilinear, full=False)
     no_consensus, _ = evaluate_model(int8, cases, refiner, full=False, consensus=False)
-    refined_vs_bilinear = {"refined": results["int8 (shipped)"], "bilinear": bilinear, "refined, no color consensus": no_consensus}
+    step_variants = {"refined": results["int8 (shipped)"], "bilinear": bilinear, "refined, no color consensus": no_consensus}
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 
     print(f"\nValidation split: {len(cases)} photos, IoU at threshold {THRESHOLD}, masks at each photo's own resolution")
     print(format_table(results))
     print()
-    print(format_details(results["int8 (shipped)"], refined_vs_bilinear))
+    print(format_details(results["int8 (shipped)"], step_variants))
     if "fp32" in results:
         loss = results["fp32"].mean("scenario/full") - results["int8 (shipped)"].mean("scenario/full")
         print(f"IoU lost by int8 against fp32 (set of 4): {loss:+.4f}")

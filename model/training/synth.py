@@ -332,8 +332,9 @@ def synthesize_set(
         rng: random source; the same generator state gives the same set.
         view_types: view types to render; drawn by choose_view_types when None.
         target_label: CCP label of the product; drawn with weight sqrt(area) when None.
-        full_set_rate: share of drawn sets that hold each view type once, in random order,
-            on top of those choose_view_types draws; at 0 no extra draw is made.
+        full_set_rate: share of drawn sets that contain each view type once, in random order,
+            on top of those choose_view_types draws. At 0 no extra random draw is made, so
+            the sets match those drawn before this option existed.
     Returns:
         The set, or None when the photo has no garment large enough.
     """
