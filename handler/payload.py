@@ -70,10 +70,14 @@ class ImageSource:
 
     @property
     def label(self) -> str:
-        """Name the photo for messages: "image 1", or "field file4 (image 1)" for form uploads."""
+        """Name the photo for messages by its 0-based index, as in the error's image_index.
+
+        "image at index 1" is the second photo; form uploads add their field:
+        "field file4 (image at index 1)".
+        """
         if self.field is None:
-            return f"image {self.index}"
-        return f"field {self.field} (image {self.index})"
+            return f"image at index {self.index}"
+        return f"field {self.field} (image at index {self.index})"
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ def _check_request(images: Sequence[NDArray[np.uint8]], max_views: int, threshol
         raise InvalidThresholdError(f"Threshold {threshold} is outside [0, 1]; expected a value in [0, 1].")
     for index, image in enumerate(images):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
-            raise ValueError(f"image {index}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+            raise ValueError(f"image at index {index}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
 
 
 def _elapsed_ms(started: float) -> float:

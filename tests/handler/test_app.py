@@ -192,7 +192,7 @@ def test_api_bad_image_carries_index(lambda_context: Any) -> None:
     error = json.loads(lambda_handler(api_json(body), lambda_context)["body"])["error"]
 
     assert error["image_index"] == 1
-    assert "Image 1" in error["message"]
+    assert error["message"].startswith("Image at index 1 could not be decoded")
 
 
 def test_api_empty_image_not_decodable(lambda_context: Any) -> None:
@@ -218,7 +218,7 @@ def test_multipart_empty_file_names_field(lambda_context: Any) -> None:
     assert result["statusCode"] == 400
     assert error["code"] == "image_not_decodable"
     assert error["image_index"] == 1
-    assert error["message"].startswith("Field file4 (image 1) could not be decoded")
+    assert error["message"].startswith("Field file4 (image at index 1) could not be decoded")
     assert "is empty (0 bytes)" in error["message"]
 
 
@@ -631,4 +631,4 @@ def test_multipart_bad_image_message_names_field(lambda_context: Any) -> None:
     error = json.loads(lambda_handler(event, lambda_context)["body"])["error"]
 
     assert error["code"] == "image_not_decodable"
-    assert error["message"].startswith("Field file3 (image 1) could not be decoded")
+    assert error["message"].startswith("Field file3 (image at index 1) could not be decoded")

@@ -224,7 +224,7 @@ def test_segment_set_unknown_category_raises() -> None:
 
 
 def test_segment_set_grayscale_photo_raises() -> None:
-    with pytest.raises(ValueError, match="image 0"):
+    with pytest.raises(ValueError, match="image at index 0"):
         segment_set([np.zeros((20, 20), dtype=np.uint8)], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
 
 

@@ -302,7 +302,7 @@ def test_parse_multipart_misnamed_file_field_invalid(field: str) -> None:
 def test_parse_multipart_records_field_names() -> None:
     parsed = parse(multipart_event({"file2": "front.jpg", "file4": "back.jpg"}))
 
-    assert [image.label for image in parsed.images] == ["field file2 (image 0)", "field file4 (image 1)"]
+    assert [image.label for image in parsed.images] == ["field file2 (image at index 0)", "field file4 (image at index 1)"]
 
 
 @pytest.mark.parametrize(
