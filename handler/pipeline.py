@@ -2,8 +2,9 @@
 
 Steps: letterbox every photo to the model's square, one model call for the whole
 set, reweigh the maps by color agreement between the views (handler.consensus),
-refine each view's map back to the photo's own size, then cluster the colors of
-the product pixels of all views together.
+clear the map of any photo that is one flat color, refine each view's map back to
+the photo's own size, then cluster the colors of the product pixels of all views
+together.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ from handler.imaging import make_cutout
 from handler.letterbox import crop_placement, letterbox
 from handler.refine import refine_mask
 from handler.segmenter import Segmenter
+
+FLAT_PHOTO_RANGE = 2
+"""Largest spread (max - min, per channel, 0-255) of a letterboxed photo that counts as flat.
+
+A flat photo, such as a blank upload or a solid fill, cannot show a product, so its mask
+is left empty whatever the model marks. A blank frame with a gradient or a shadow is not
+flat, so the model's output is kept there.
+
+NOTE: shading and noise are assumed to keep real photos above this spread; close-ups of
+plain fabric were not measured.
+"""
 
 
 class TooManyImagesError(ValueError):
@@ -47,7 +59,8 @@ class ViewResult:
         empty: True when the mask has no pixel.
         square_image: (S, S, 3) uint8 RGB letterboxed photo the model saw.
         square_probs: (S, S) float32 product probability in the square frame, 0-1: the
-            model's, after the color consensus; the mask is refined from it.
+            model's, after the color consensus, and all 0 for a flat photo (see
+            FLAT_PHOTO_RANGE); the mask is refined from it.
     """
 
     mask: NDArray[np.uint8]
@@ -135,6 +148,9 @@ def segment_set(
 
     started = time.perf_counter()
     square_probs = color_consensus(squares, [placement for _, placement in letterboxed], model_probs)
+    for probs, (square, placement) in zip(square_probs, letterboxed, strict=True):
+        if is_flat(crop_placement(square, placement)):
+            probs[...] = 0.0
     timings["consensus"] = _elapsed_ms(started)
 
     started = time.perf_counter()
@@ -181,6 +197,16 @@ def _refine_view(
         square_image=square,
         square_probs=square_probs,
     )
+
+
+def is_flat(region: NDArray[np.uint8]) -> bool:
+    """Tell whether a photo is one flat color: no channel spreads more than FLAT_PHOTO_RANGE.
+
+    Args:
+        region: (h, w, 3) uint8 RGB, the photo's region of the letterboxed square.
+    """
+    spread = region.reshape(-1, 3).max(axis=0).astype(np.int16) - region.reshape(-1, 3).min(axis=0)
+    return bool(spread.max() <= FLAT_PHOTO_RANGE)
 
 
 def mask_bbox(mask: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:

@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from handler.categories import UnknownCategoryError
-from handler.pipeline import InvalidThresholdError, SetResult, TooManyImagesError, mask_bbox, segment_set
+from handler.pipeline import FLAT_PHOTO_RANGE, InvalidThresholdError, SetResult, TooManyImagesError, is_flat, mask_bbox, segment_set
 from handler.segmenter import DEFAULT_MODEL_PATH, Segmenter
 
 PHOTO_SIZES = [(300, 200), (180, 320), (128, 128), (60, 400)]
@@ -175,6 +175,53 @@ def test_segment_set_all_empty_gives_no_colors() -> None:
 
     assert result.views[0].empty
     assert result.colors == ()
+
+
+def test_segment_set_flat_photo_gets_empty_mask() -> None:
+    """A solid red frame is all product to the stand-in, but a flat photo shows no product."""
+    photos, _ = boxed_set()
+    flat_red = np.full((150, 100, 3), RED, dtype=np.uint8)
+
+    result = segment_set([photos[0], flat_red], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
+
+    assert not result.views[0].empty
+    assert result.views[1].empty
+    assert not result.views[1].square_probs.any()
+    assert result.colors
+    assert result.colors[0].percentage == 100
+
+
+def test_segment_set_varied_red_photo_not_flat() -> None:
+    """Just above the flat spread, the stand-in's output is kept.
+
+    The step spans half the photo, so letterboxing cannot average it away.
+    """
+    varied = np.full((150, 100, 3), RED, dtype=np.uint8)
+    varied[:75, :, 0] += FLAT_PHOTO_RANGE + 1
+
+    result = segment_set([varied], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
+
+    assert result.views[0].coverage == 1.0
+
+
+def test_is_flat_spread_per_channel() -> None:
+    region = np.full((8, 8, 3), 200, dtype=np.uint8)
+    assert is_flat(region)
+    region[0, 0, 2] = 200 - FLAT_PHOTO_RANGE
+    assert is_flat(region)
+    region[0, 0, 2] = 200 - FLAT_PHOTO_RANGE - 1
+    assert not is_flat(region)
+
+
+@pytest.mark.model
+def test_segment_set_blank_upload_empty(model: Segmenter) -> None:
+    photos = textured_set()[:2]
+    blank = np.full((300, 200, 3), 255, dtype=np.uint8)
+
+    result = segment_set([*photos, blank], model)
+
+    assert result.views[2].empty
+    assert result.views[2].coverage == 0.0
 
 
 def test_segment_set_colors_off_skips_clustering() -> None:
