@@ -9,8 +9,9 @@ segmented in several scenarios (full set of 4, on-model pair, each view
 alone, with and without the category hint), so differences between scenarios
 come from the context alone. The model's maps then go through the same steps
 as in the service: the color consensus (handler.consensus) and the edge-aware
-refinement (handler.refine). Seeds are fixed: the same model gives the same
-figures.
+refinement (handler.refine). A light studio frame with no product is also
+segmented alone and in a set, to measure what the model marks where there is
+nothing to find. Seeds are fixed: the same model gives the same figures.
 
 Writes out/eval/metrics.json and out/eval/worst-sets.png. Both derive from
 the dataset photos, so out/ is ignored by git and never committed.
@@ -35,13 +36,16 @@ from scipy import ndimage
 
 from handler.consensus import color_consensus
 from handler.letterbox import Placement, crop_placement, letterbox
+from handler.pipeline import is_flat
 from model.training.synth import (
     DECOY_CODE,
     MAX_VIEWS,
     TARGET_CODE,
+    jitter_view,
     load_label_categories,
     load_photos,
     product_labels,
+    render_empty,
     render_views,
     split_ids,
 )
@@ -211,11 +215,15 @@ def segment_views(
     """Segment views as one set and return (H, W) bool masks at each view's resolution.
 
     With consensus, the model's maps go through the handler's color consensus first, as in the service.
+    As there, the map of a flat photo is cleared (handler.pipeline.is_flat).
     """
     boxed = [letterbox(view, model.size) for view in views]
     probs = model.predict([square for square, _ in boxed], category)
     if consensus:
         probs = color_consensus(np.stack([square for square, _ in boxed]), [placement for _, placement in boxed], probs)
+    for view_probs, (square, placement) in zip(probs, boxed, strict=True):
+        if is_flat(crop_placement(square, placement)):
+            view_probs[...] = 0.0
     return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
 
 
@@ -287,6 +295,40 @@ def _score_hints(model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray
         (misled,) = segment_views(model, [view], case.decoy_category, upsample)
         scores.add("hint/wrong-vs-target", misled, truth)
         scores.iou.setdefault("hint/wrong-follows", []).append(float(iou(misled, decoy) > iou(misled, truth)))
+
+
+def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, seed: int) -> dict[str, list[float]]:
+    """Measure what the model marks on frames that show no product.
+
+    For each case, one frame from synth.render_empty is drawn with a seed per photo.
+    It shows a light studio background, sometimes with a soft shadow. The frame is
+    segmented alone, and as the fourth view of a set with the case's studio, detail
+    and packshot views.
+
+    Returns:
+        {"alone": coverages, "in-set": coverages}: the share of the frame's pixels on
+        the mask, 0-1, one per case.
+    """
+    coverages: dict[str, list[float]] = {"alone": [], "in-set": []}
+    with_product = [name for name in EVAL_VIEWS if name != "street"]
+    for case in cases:
+        rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 7)
+        frame, _ = jitter_view(*render_empty(rng), rng)
+        (alone,) = segment_views(model, [frame], 0, upsample)
+        views = [case.views[EVAL_VIEWS.index(name)] for name in with_product] + [frame]
+        in_set = segment_views(model, views, 0, upsample)[-1]
+        coverages["alone"].append(float(alone.mean()))
+        coverages["in-set"].append(float(in_set.mean()))
+    return coverages
+
+
+def format_blank_frames(coverages: dict[str, list[float]]) -> str:
+    """Render the blank-frame figures: mean coverage and the share of frames left fully empty."""
+    parts = []
+    for key, title in (("alone", "alone"), ("in-set", "as 4th view of a set")):
+        values = np.array(coverages[key])
+        parts.append(f"{title}: mean coverage {values.mean():.1%}, empty mask {np.mean(values == 0):.0%}")
+    return f"Frames without a product (n={len(coverages['alone'])}):\n  " + "\n  ".join(parts)
 
 
 def evaluate_peer(peer: PeerModel, cases: list[EvalCase]) -> Scores:
@@ -392,6 +434,7 @@ def main() -> None:
     bilinear, _ = evaluate_model(int8, cases, upsample_bilinear, full=False)
     no_consensus, _ = evaluate_model(int8, cases, refiner, full=False, consensus=False)
     step_variants = {"refined": results["int8 (shipped)"], "bilinear": bilinear, "refined, no color consensus": no_consensus}
+    blank_frames = evaluate_blank_frames(int8, cases, refiner, args.seed)
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 
@@ -399,6 +442,7 @@ def main() -> None:
     print(format_table(results))
     print()
     print(format_details(results["int8 (shipped)"], step_variants))
+    print(format_blank_frames(blank_frames))
     if "fp32" in results:
         loss = results["fp32"].mean("scenario/full") - results["int8 (shipped)"].mean("scenario/full")
         print(f"IoU lost by int8 against fp32 (set of 4): {loss:+.4f}")
@@ -408,6 +452,7 @@ def main() -> None:
         name: {key: float(np.mean(v)) for key, v in s.iou.items()} | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()}
         for name, s in results.items()
     }
+    metrics["blank frames (int8)"] = {f"coverage/{key}": float(np.mean(values)) for key, values in blank_frames.items()}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"\nWrote {args.out / 'metrics.json'} and {args.out / 'worst-sets.png'} in {time.monotonic() - start:.0f} s")
 

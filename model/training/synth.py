@@ -54,7 +54,8 @@ class ProductSet:
         images: (4, S, S, 3) uint8 RGB; missing views are white.
         masks: (4, S, S) bool truth, False on missing views.
         valid: (4,) bool, True on the views that are present.
-        view_types: names from VIEW_TYPES, "" for missing views.
+        view_types: names from VIEW_TYPES, "empty" for a frame without the product
+            (synthesize_set's empty_view_rate), "" for missing views.
         category: category id of the target (1-7).
         photo_id: CCP photo the set comes from.
         target_label: CCP label id of the target garment.
@@ -241,6 +242,29 @@ def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Gener
     return _crop(rgb, alone, _box_around(target, rng.uniform(0.04, 0.6), rng))
 
 
+def render_empty(rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Render a studio frame with no product: a light background, sometimes with a soft shadow.
+
+    Teaches the network that a photo may show no product at all (a blank upload, an
+    empty backdrop), where it would otherwise mark some region anyway.
+
+    Returns:
+        (H, W, 3) uint8 RGB and an all-zero (H, W) uint8 code map, H and W in 240-480.
+    """
+    height, width = (int(side) for side in rng.integers(240, 481, 2))
+    background = _light_background(rng, height, width)
+    if rng.random() < 0.5:
+        blob = np.zeros((height, width), np.uint8)
+        cy, cx = int(rng.integers(height)), int(rng.integers(width))
+        ry, rx = int(rng.integers(height // 8, height // 2)), int(rng.integers(width // 8, width // 2))
+        yy, xx = np.ogrid[:height, :width]
+        blob[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 255
+        soft = np.asarray(Image.fromarray(blob).filter(ImageFilter.GaussianBlur(rng.uniform(10, 30))), np.float32) / 255.0
+        background *= 1.0 - rng.uniform(0.05, 0.2) * soft[..., None]
+    background += rng.normal(0, rng.uniform(0, 3), background.shape).astype(np.float32)
+    return np.clip(background, 0, 255).astype(np.uint8), np.zeros((height, width), np.uint8)
+
+
 RENDERERS = {"studio": render_studio, "detail": render_detail, "packshot": render_packshot, "street": render_street}
 
 
@@ -322,6 +346,7 @@ def synthesize_set(
     view_types: list[str] | None = None,
     target_label: int | None = None,
     full_set_rate: float = 0.0,
+    empty_view_rate: float = 0.0,
 ) -> ProductSet | None:
     """Build one product set from one photo.
 
@@ -335,6 +360,9 @@ def synthesize_set(
         full_set_rate: share of drawn sets that contain each view type once, in random order,
             on top of those choose_view_types draws. At 0 no extra random draw is made, so
             the sets match those drawn before this option existed.
+        empty_view_rate: share of sets in which one view is replaced by a frame with no
+            product (render_empty; view type "empty", all-False mask). At 0 no extra random
+            draw is made, as with full_set_rate.
     Returns:
         The set, or None when the photo has no garment large enough.
     """
@@ -355,7 +383,12 @@ def synthesize_set(
     masks = np.zeros((MAX_VIEWS, size, size), bool)
     others = np.zeros((MAX_VIEWS, size, size), bool)
     valid = np.zeros(MAX_VIEWS, bool)
-    for slot, (rgb, codes) in enumerate(render_views(photo, target_label, types, rng, decoy_labels=other_garments)):
+    rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments)
+    if empty_view_rate > 0 and rng.random() < empty_view_rate:
+        slot = int(rng.integers(len(types)))
+        rendered[slot] = jitter_view(*render_empty(rng), rng)
+        types = [*types[:slot], "empty", *types[slot + 1 :]]
+    for slot, (rgb, codes) in enumerate(rendered):
         images[slot], _ = letterbox(rgb, size)
         masks[slot] = letterbox_mask(codes == TARGET_CODE, size)
         others[slot] = letterbox_mask(codes == DECOY_CODE, size)

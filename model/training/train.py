@@ -9,7 +9,11 @@ torch==2.13.0, CPU build):
 weights can be exported and measured at each of them (model.training.choose_size).
 `--init` starts from the weights of an earlier checkpoint of the same width.
 `--prior` adds the network's ProductPrior; a checkpoint trained without it
-can still be the `--init`, and the prior then starts from scratch.
+can still be the `--init`, and the prior then starts from scratch. A checkpoint
+rebuilt from the committed ONNX file (model.training.recover) works as `--init`
+too; its batch norms are folded, so they stay in evaluation mode throughout.
+`--ema` keeps an exponential moving average of the weights and saves it as the
+checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ class SetStream(torch.utils.data.IterableDataset):
     the DataLoader collates from one worker has a single side.
     """
 
-    def __init__(self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int, full_set_rate: float) -> None:
+    def __init__(
+        self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int, full_set_rate: float, empty_view_rate: float
+    ) -> None:
         self.dataset_dir, self.ids, self.sizes, self.batch, self.seed = dataset_dir, ids, sizes, batch, seed
-        self.full_set_rate = full_set_rate
+        self.full_set_rate, self.empty_view_rate = full_set_rate, empty_view_rate
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -58,7 +64,9 @@ class SetStream(torch.utils.data.IterableDataset):
             if emitted % self.batch == 0:
                 size = int(rng.choice(self.sizes))
             photo = photos[rng.integers(len(photos))]
-            product = synthesize_set(photo, label_categories, size, rng, full_set_rate=self.full_set_rate)
+            product = synthesize_set(
+                photo, label_categories, size, rng, full_set_rate=self.full_set_rate, empty_view_rate=self.empty_view_rate
+            )
             if product is None:
                 continue
             emitted += 1
@@ -139,6 +147,8 @@ def main() -> None:
         default=0.0,
         help="extra share of sets that contain each view type once (studio, detail, packshot, street)",
     )
+    parser.add_argument("--empty-view-rate", type=float, default=0.0, help="share of sets with one view that shows no product")
+    parser.add_argument("--ema", type=float, default=0.0, help="decay of the weight average saved as the checkpoint (0: none)")
     args = parser.parse_args()
     args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
     if any(side % 16 for side in args.sizes):
@@ -156,9 +166,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     train_ids, _ = split_ids(args.dataset)
-    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate)
+    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate, args.empty_view_rate)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width, prior=args.prior)
+    args.folded_batch_norm = False
     if args.init is not None:
         start_from = torch.load(args.init, map_location="cpu")
         if start_from["settings"]["width"] != args.width:
@@ -168,7 +179,10 @@ def main() -> None:
         keys = net.load_state_dict(start_from["state_dict"], strict=False)
         if keys.unexpected_keys or any(not key.startswith("prior.") for key in keys.missing_keys):
             parser.error(f"--init checkpoint does not match this network: missing {keys.missing_keys}, unexpected {keys.unexpected_keys}")
-        logger.info("initialized from %s (step %d)", args.init, start_from["settings"]["step"])
+        args.folded_batch_norm = bool(start_from["settings"].get("folded_batch_norm", False))
+        step_of_init = start_from["settings"]["step"]
+        logger.info("initialized from %s (step %d, folded batch norm %s)", args.init, step_of_init, args.folded_batch_norm)
+    average = WeightAverage(net, args.ema) if args.ema > 0 else None
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     logger.info("parameters=%d train_photos=%d sizes=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes)
 
@@ -185,6 +199,8 @@ def main() -> None:
             group["lr"] = args.lr * warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
         net.train()
+        if args.folded_batch_norm:
+            freeze_batch_norm(net)
         logits, coarse = net(normalize(images), valid, category, with_coarse=True)
         loss = set_loss(logits, masks, valid, others, args.other_weight)
         if coarse is not None:
@@ -192,6 +208,8 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(net)
 
         step += 1
         running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
@@ -205,13 +223,42 @@ def main() -> None:
                 step * args.batch / max(elapsed, 1e-6),
             )
         if step % 500 == 0:
-            save_checkpoint(net, args, step, args.out / "last.pt")
-    save_checkpoint(net, args, step, args.out / "last.pt")
+            save_checkpoint(net, args, step, args.out / "last.pt", average)
+    save_checkpoint(net, args, step, args.out / "last.pt", average)
     logger.info("finished step=%d minutes=%.1f", step, (time.monotonic() - start) / 60)
 
 
-def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: Path) -> None:
-    """Write weights and the settings needed to rebuild the network."""
+class WeightAverage:
+    """Exponential moving average of a network's floating-point parameters and buffers.
+
+    Args:
+        net: the network being trained; its state at construction starts the average.
+        decay: weight of the old average at each update, in (0, 1).
+    """
+
+    def __init__(self, net: SetSegNet, decay: float) -> None:
+        self.decay = decay
+        self.state = {name: value.detach().clone() for name, value in net.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, net: SetSegNet) -> None:
+        """Move the average towards the network's current weights; integer buffers are copied."""
+        for name, value in net.state_dict().items():
+            if value.is_floating_point():
+                self.state[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+            else:
+                self.state[name].copy_(value)
+
+
+def freeze_batch_norm(net: SetSegNet) -> None:
+    """Put every batch norm in evaluation mode: running statistics are used and not updated."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
+def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: Path, average: WeightAverage | None = None) -> None:
+    """Write weights (the moving average when there is one) and the settings needed to rebuild the network."""
     settings = {
         "size": args.size,
         "sizes": args.sizes,
@@ -222,8 +269,12 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "init": str(args.init) if args.init else None,
         "other_weight": args.other_weight,
         "full_set_rate": args.full_set_rate,
+        "empty_view_rate": args.empty_view_rate,
+        "ema": args.ema,
+        "folded_batch_norm": args.folded_batch_norm,
     }
-    torch.save({"state_dict": net.state_dict(), "settings": settings}, path.with_suffix(".tmp"))
+    state_dict = average.state if average is not None else net.state_dict()
+    torch.save({"state_dict": state_dict, "settings": settings}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
     (path.parent / "settings.json").write_text(json.dumps(settings, indent=2))
 

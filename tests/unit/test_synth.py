@@ -1,0 +1,59 @@
+"""Training-set synthesis on a drawn stand-in photo (no dataset needed)."""
+
+import numpy as np
+
+from model.training.synth import MAX_VIEWS, Photo, render_empty, synthesize_set
+
+SIZE = 64
+TOP, TROUSERS = 5, 7
+LABEL_CATEGORIES = {0: 0, TOP: 1, TROUSERS: 2}
+
+
+def person_photo() -> Photo:
+    """A 200 x 120 street photo: a red top above blue trousers on grey, with CCP-style labels."""
+    rgb = np.full((200, 120, 3), 128, np.uint8)
+    labels = np.zeros((200, 120), np.uint8)
+    rgb[30:100, 30:90], labels[30:100, 30:90] = (200, 30, 30), TOP
+    rgb[100:190, 40:80], labels[100:190, 40:80] = (30, 40, 200), TROUSERS
+    return Photo("0001", rgb, labels)
+
+
+def test_render_empty_has_no_product() -> None:
+    rgb, codes = render_empty(np.random.default_rng(0))
+
+    assert rgb.dtype == np.uint8
+    assert rgb.shape[2] == 3
+    assert codes.shape == rgb.shape[:2]
+    assert 240 <= rgb.shape[0] <= 480
+    assert 240 <= rgb.shape[1] <= 480
+    assert not codes.any()
+    assert rgb.mean() > 150
+
+
+def test_empty_view_rate_one_replaces_a_view() -> None:
+    rng = np.random.default_rng(3)
+
+    product = synthesize_set(person_photo(), LABEL_CATEGORIES, SIZE, rng, view_types=["studio", "packshot"], empty_view_rate=1.0)
+
+    assert product is not None
+    assert list(product.view_types).count("empty") == 1
+    slot = product.view_types.index("empty")
+    assert product.valid[slot]
+    assert not product.masks[slot].any()
+    assert not product.others[slot].any()
+    product_slot = 1 - slot
+    assert product.masks[product_slot].any()
+    assert len(product.view_types) == MAX_VIEWS
+
+
+def test_empty_view_rate_zero_draws_no_extra_numbers() -> None:
+    """At rate 0 the sets are those drawn before the option existed, view for view."""
+    plain = synthesize_set(person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(8))
+    with_option = synthesize_set(person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(8), empty_view_rate=0.0)
+
+    assert plain is not None
+    assert with_option is not None
+    assert "empty" not in plain.view_types
+    assert plain.view_types == with_option.view_types
+    np.testing.assert_array_equal(plain.images, with_option.images)
+    np.testing.assert_array_equal(plain.masks, with_option.masks)
