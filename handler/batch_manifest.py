@@ -40,7 +40,15 @@ rejected before any product runs, with exit code 2."""
 
 
 class ManifestError(ValueError):
-    """A batch manifest, or one of its entries, is malformed."""
+    """A batch manifest, or one of its entries, is malformed.
+
+    Attributes:
+        image_index: 0-based index of the photo path at fault, or None when the error is not about one.
+    """
+
+    def __init__(self, message: str, *, image_index: int | None = None) -> None:
+        super().__init__(message)
+        self.image_index = image_index
 
 
 def check_manifest(path: Path, sets: object) -> list[dict[str, Any]]:
@@ -108,7 +116,8 @@ def check_entry_fields(entry: Mapping[str, Any]) -> None:
     for index, name in enumerate(images):
         if not isinstance(name, str) or not name.strip():
             raise ManifestError(
-                f'Field "images" item {index} must be a non-empty path string; received {errors.quote_value(name)}.'
+                f'Field "images" entry at index {index} must be a non-empty path string; received {errors.quote_value(name)}.',
+                image_index=index,
             )
     category = entry.get("category")
     if category is not None and not isinstance(category, str):

@@ -187,11 +187,7 @@ def run_batch(args: argparse.Namespace) -> int:
             write_outputs(folder, segment)
         except (errors.ApiError, CliError, ManifestError) as err:
             failed.append(set_id)
-            if isinstance(err, errors.ApiError):
-                api_error = err
-            else:
-                image_index = err.image_index if isinstance(err, CliError) else None
-                api_error = errors.InvalidRequestError(str(err), image_index=image_index)
+            api_error = err if isinstance(err, errors.ApiError) else errors.InvalidRequestError(str(err), image_index=err.image_index)
             tqdm.write(f"fashion-seg: set {set_id} failed: {api_error.message}", file=sys.stderr)
             write_error_document(folder, api_error)
     if failed:

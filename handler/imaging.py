@@ -51,6 +51,7 @@ class ImageTooLargeError(ValueError):
             f"Image is {size_text}; at most {max_pixels / 1e6:.1f} MP are accepted. "
             "Resize the photo before uploading it."
         )
+        self.size_text = size_text
         self.max_pixels = max_pixels
 
 
@@ -89,7 +90,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArra
 
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLargeError(f"{width}x{height} pixels ({width * height / 1e6:.1f} MP)", max_pixels)
+        raise ImageTooLargeError(f"{width} x {height} pixels ({width * height / 1e6:.1f} MP)", max_pixels)
 
     try:
         image.load()

@@ -158,8 +158,8 @@ def test_batch_bad_entry_fields_fail_own_set(tmp_path: Path, capsys: pytest.Capt
         "no-images": ({"id": "no-images"}, 'Field "images" is missing'),
         "empty": ({"id": "empty", "images": []}, "1 to 4 photo paths"),
         "not-list": ({"id": "not-list", "images": "front.jpg"}, "received 'front.jpg'"),
-        "number": ({"id": "number", "images": [3]}, "item 0 must be a non-empty path string"),
-        "blank": ({"id": "blank", "images": ["front.jpg", " "]}, "item 1 must be a non-empty path string"),
+        "number": ({"id": "number", "images": [3]}, "entry at index 0 must be a non-empty path string"),
+        "blank": ({"id": "blank", "images": ["front.jpg", " "]}, "entry at index 1 must be a non-empty path string"),
         "category": ({"id": "category", "images": ["front.jpg"], "category": 5}, '"category" must be a string'),
         "typo": ({"id": "typo", "images": ["front.jpg"], "categroy": "top"}, "Unknown field 'categroy'"),
     }
@@ -176,6 +176,9 @@ def test_batch_bad_entry_fields_fail_own_set(tmp_path: Path, capsys: pytest.Capt
         error = json.loads((out / set_id / "error.json").read_text())["error"]
         assert error["code"] == "invalid_request", set_id
         assert fragment in error["message"], set_id
+    assert json.loads((out / "blank" / "error.json").read_text())["error"]["image_index"] == 1
+    assert json.loads((out / "number" / "error.json").read_text())["error"]["image_index"] == 0
+    assert json.loads((out / "typo" / "error.json").read_text())["error"]["image_index"] is None
     assert f"{len(entries)} of {len(entries)} sets failed" in capsys.readouterr().err
 
 

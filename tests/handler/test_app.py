@@ -388,6 +388,17 @@ def test_api_total_pixels_over_limit_413(lambda_context: Any, monkeypatch: pytes
     assert f"{app.MAX_REQUEST_PIXELS / 1e6:.0f} MP are accepted per request" in error["message"]
 
 
+def test_api_photo_over_limit_named_by_index(lambda_context: Any) -> None:
+    big = base64.b64encode(flat_png(8000, 7000)).decode()
+
+    result = lambda_handler(api_json({"images": [FRONT_B64, big]}), lambda_context)
+
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 413
+    assert error["image_index"] == 1
+    assert error["message"].startswith("Image at index 1 is 8000 x 7000 pixels (56.0 MP); at most 50.0 MP are accepted.")
+
+
 def test_api_total_pixels_at_limit_decodes(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     front_pixels = sample_size("front.jpg")[0] * sample_size("front.jpg")[1]
     monkeypatch.setattr(app, "MAX_REQUEST_PIXELS", 2 * front_pixels)

@@ -265,9 +265,10 @@ def test_decode_image_over_pixel_limit_raises() -> None:
     with pytest.raises(ImageTooLargeError) as caught:
         decode_image(data, max_pixels=10_000)
 
-    assert "120x100" in str(caught.value)
+    assert "120 x 100 pixels" in str(caught.value)
     assert "0.0 MP are accepted" in str(caught.value)
     assert caught.value.max_pixels == 10_000
+    assert caught.value.size_text == "120 x 100 pixels (0.0 MP)"
 
 
 def test_decode_image_at_pixel_limit_accepted() -> None:
@@ -292,7 +293,7 @@ def test_decode_image_declared_huge_size_rejected_before_decoding() -> None:
 
 
 def test_decode_image_header_over_limit() -> None:
-    with pytest.raises(ImageTooLargeError, match="12000x6000"):
+    with pytest.raises(ImageTooLargeError, match="12000 x 6000"):
         decode_image(png_header_only(12_000, 6_000), max_pixels=50_000_000)
 
 
