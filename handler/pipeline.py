@@ -1,10 +1,10 @@
 """Segment the product shown in a set of 1 to 4 photos and extract its colors (pure, no AWS).
 
-Steps: letterbox every photo to the model's square, one model call for the whole
-set, reweigh the maps by color agreement between the views (handler.consensus),
-clear the map of any photo that is one flat color, refine each view's map back to
-the photo's own size, then cluster the colors of the product pixels of all views
-together.
+Steps: letterbox every photo to the model's square, set aside the photos that are
+one flat color (they get empty masks), one model call for the other photos together,
+reweigh their maps by color agreement between the views (handler.consensus), refine
+each view's map back to the photo's own size, then cluster the colors of the product
+pixels of all views together.
 """
 
 from __future__ import annotations
@@ -26,16 +26,21 @@ from handler.letterbox import crop_placement, letterbox
 from handler.refine import refine_mask
 from handler.segmenter import Segmenter
 
-FLAT_PHOTO_RANGE = 2
-"""Largest spread (max - min, per channel, 0-255) of a letterboxed photo that counts as flat.
+FLAT_PHOTO_STD = 2.5
+"""Largest standard deviation of a channel, in levels 0-255, of a photo that counts as flat.
 
-A flat photo, such as a blank upload or a solid fill, cannot show a product, so its mask
-is left empty whatever the model marks. A blank frame with a gradient or a shadow is not
-flat, so the model's output is kept there.
+A flat photo, such as a blank upload, a solid fill or a lossy-compressed blank (WebP at
+quality 5 deviates by about 2 levels), cannot show a product. So it gets an empty mask at
+any threshold and stays out of the model's set, where it would change the other views.
+A light gradient backdrop (250 to 225 from top to bottom) deviates by about 7 levels, so
+the model decides there. A fine weave of +-15 levels stays above the limit because the
+deviation is measured on the photo's own pixels, not on the letterboxed square.
 
-NOTE: shading and noise are assumed to keep real photos above this spread; close-ups of
-plain fabric were not measured.
+NOTE: a small object on a flat background does not lift the deviation much. A 30 px dark
+square in a 2000 x 2000 frame (0.02% of it) is at the limit, and a smaller one is called flat.
 """
+FLAT_SAMPLE_SIDE = 512
+"""is_flat reads every k-th row and column, k chosen so that at most this many remain per side."""
 
 
 class TooManyImagesError(ValueError):
@@ -60,7 +65,7 @@ class ViewResult:
         square_image: (S, S, 3) uint8 RGB letterboxed photo the model saw.
         square_probs: (S, S) float32 product probability in the square frame, 0-1: the
             model's, after the color consensus, and all 0 for a flat photo (see
-            FLAT_PHOTO_RANGE); the mask is refined from it.
+            FLAT_PHOTO_STD); the mask is refined from it.
     """
 
     mask: NDArray[np.uint8]
@@ -140,24 +145,28 @@ def segment_set(
     started = time.perf_counter()
     letterboxed = [letterbox(image, segmenter.input_size) for image in images]
     squares = np.stack([square for square, _ in letterboxed])
+    placements = [placement for _, placement in letterboxed]
+    flat = [is_flat(image) for image in images]
+    model_views = [index for index, is_flat_photo in enumerate(flat) if not is_flat_photo]
     timings["preprocess"] = _elapsed_ms(started)
 
     started = time.perf_counter()
-    model_probs = segmenter.predict(squares, category_id=hint_id)
+    square_probs = np.zeros(squares.shape[:3], np.float32)
+    model_probs = segmenter.predict(squares[model_views], category_id=hint_id) if model_views else square_probs[:0]
     timings["infer"] = _elapsed_ms(started)
 
     started = time.perf_counter()
-    square_probs = color_consensus(squares, [placement for _, placement in letterboxed], model_probs)
-    for probs, (square, placement) in zip(square_probs, letterboxed, strict=True):
-        if is_flat(crop_placement(square, placement)):
-            probs[...] = 0.0
+    if model_views:
+        square_probs[model_views] = color_consensus(squares[model_views], [placements[index] for index in model_views], model_probs)
     timings["consensus"] = _elapsed_ms(started)
 
     started = time.perf_counter()
-    views = tuple(
-        _refine_view(image, square, probs, crop_placement(probs, placement), threshold)
-        for image, (square, placement), probs in zip(images, letterboxed, square_probs, strict=True)
-    )
+    views = []
+    for image, (square, placement), probs, is_flat_photo in zip(images, letterboxed, square_probs, flat, strict=True):
+        if is_flat_photo:
+            views.append(_empty_view(image, square, probs))
+        else:
+            views.append(_refine_view(image, square, probs, crop_placement(probs, placement), threshold))
     timings["refine"] = _elapsed_ms(started)
 
     product_palette: tuple[Color, ...] = ()
@@ -167,7 +176,7 @@ def segment_set(
         timings["colors"] = _elapsed_ms(started)
 
     return SetResult(
-        views=views,
+        views=tuple(views),
         colors=product_palette,
         category=hint,
         threshold=float(threshold),
@@ -199,14 +208,30 @@ def _refine_view(
     )
 
 
-def is_flat(region: NDArray[np.uint8]) -> bool:
-    """Tell whether a photo is one flat color: no channel spreads more than FLAT_PHOTO_RANGE.
+def _empty_view(image: NDArray[np.uint8], square: NDArray[np.uint8], square_probs: NDArray[np.float32]) -> ViewResult:
+    """Build the ViewResult of a photo that shows no product: no mask at any threshold."""
+    return ViewResult(
+        mask=np.zeros(image.shape[:2], np.uint8),
+        alpha=np.zeros(image.shape[:2], np.uint8),
+        image=image,
+        bbox=None,
+        coverage=0.0,
+        empty=True,
+        square_image=square,
+        square_probs=square_probs,
+    )
+
+
+def is_flat(image: NDArray[np.uint8]) -> bool:
+    """Tell whether a photo is one flat color: no channel deviates by more than FLAT_PHOTO_STD.
 
     Args:
-        region: (h, w, 3) uint8 RGB, the photo's region of the letterboxed square.
+        image: (H, W, 3) uint8 RGB photo. Every k-th row and column is read (see
+            FLAT_SAMPLE_SIDE), without averaging, so fine texture counts in full.
     """
-    spread = region.reshape(-1, 3).max(axis=0).astype(np.int16) - region.reshape(-1, 3).min(axis=0)
-    return bool(spread.max() <= FLAT_PHOTO_RANGE)
+    step = max(1, math.ceil(max(image.shape[:2]) / FLAT_SAMPLE_SIDE))
+    sample = image[::step, ::step].reshape(-1, 3).astype(np.float32)
+    return bool(sample.std(axis=0).max() <= FLAT_PHOTO_STD)
 
 
 def mask_bbox(mask: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:

@@ -215,15 +215,17 @@ def segment_views(
     """Segment views as one set and return (H, W) bool masks at each view's resolution.
 
     With consensus, the model's maps go through the handler's color consensus first, as in the service.
-    As there, the map of a flat photo is cleared (handler.pipeline.is_flat).
+    As there, a flat photo (handler.pipeline.is_flat) stays out of the model's set and gets an empty mask.
     """
     boxed = [letterbox(view, model.size) for view in views]
-    probs = model.predict([square for square, _ in boxed], category)
-    if consensus:
-        probs = color_consensus(np.stack([square for square, _ in boxed]), [placement for _, placement in boxed], probs)
-    for view_probs, (square, placement) in zip(probs, boxed, strict=True):
-        if is_flat(crop_placement(square, placement)):
-            view_probs[...] = 0.0
+    model_views = [index for index, view in enumerate(views) if not is_flat(view)]
+    probs = np.zeros((len(views), model.size, model.size), np.float32)
+    if model_views:
+        model_squares = [boxed[index][0] for index in model_views]
+        view_probs = model.predict(model_squares, category)
+        if consensus:
+            view_probs = color_consensus(np.stack(model_squares), [boxed[index][1] for index in model_views], view_probs)
+        probs[model_views] = view_probs
     return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
 
 
@@ -306,10 +308,11 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
     and packshot views.
 
     Returns:
-        {"alone": coverages, "in-set": coverages}: the share of the frame's pixels on
-        the mask, 0-1, one per case.
+        {"alone": coverages, "in-set": coverages, "flat": flags}: the share of the frame's
+        pixels on the mask, 0-1, and 1.0 where the frame is flat (is_flat, so set aside
+        before the model), one per case.
     """
-    coverages: dict[str, list[float]] = {"alone": [], "in-set": []}
+    coverages: dict[str, list[float]] = {"alone": [], "in-set": [], "flat": []}
     with_product = [name for name in EVAL_VIEWS if name != "street"]
     for case in cases:
         rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 7)
@@ -319,6 +322,7 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
         in_set = segment_views(model, views, 0, upsample)[-1]
         coverages["alone"].append(float(alone.mean()))
         coverages["in-set"].append(float(in_set.mean()))
+        coverages["flat"].append(float(is_flat(frame)))
     return coverages
 
 
@@ -328,7 +332,8 @@ def format_blank_frames(coverages: dict[str, list[float]]) -> str:
     for key, title in (("alone", "alone"), ("in-set", "as 4th view of a set")):
         values = np.array(coverages[key])
         parts.append(f"{title}: mean coverage {values.mean():.1%}, empty mask {np.mean(values == 0):.0%}")
-    return f"Frames without a product (n={len(coverages['alone'])}):\n  " + "\n  ".join(parts)
+    flat_share = float(np.mean(coverages["flat"]))
+    return f"Frames without a product (n={len(coverages['alone'])}, {flat_share:.0%} flat):\n  " + "\n  ".join(parts)
 
 
 def evaluate_peer(peer: PeerModel, cases: list[EvalCase]) -> Scores:

@@ -12,7 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from handler.categories import UnknownCategoryError
-from handler.pipeline import FLAT_PHOTO_RANGE, InvalidThresholdError, SetResult, TooManyImagesError, is_flat, mask_bbox, segment_set
+from handler.pipeline import FLAT_PHOTO_STD, InvalidThresholdError, SetResult, TooManyImagesError, is_flat, mask_bbox, segment_set
 from handler.segmenter import DEFAULT_MODEL_PATH, Segmenter
 
 PHOTO_SIZES = [(300, 200), (180, 320), (128, 128), (60, 400)]
@@ -29,9 +29,11 @@ class RedDetector:
 
     def __init__(self) -> None:
         self.category_ids: list[int] = []
+        self.view_counts: list[int] = []
 
     def predict(self, squares: NDArray[np.uint8], *, category_id: int = 0) -> NDArray[np.float32]:
         self.category_ids.append(category_id)
+        self.view_counts.append(len(squares))
         red, green = squares[..., 0].astype(int), squares[..., 1].astype(int)
         return ((red > 150) & (green < 100)).astype(np.float32)
 
@@ -186,42 +188,79 @@ def test_segment_set_flat_photo_gets_empty_mask() -> None:
 
     assert not result.views[0].empty
     assert result.views[1].empty
+    assert result.views[1].bbox is None
+    assert not result.views[1].alpha.any()
     assert not result.views[1].square_probs.any()
     assert result.colors
     assert result.colors[0].percentage == 100
 
 
-def test_segment_set_varied_red_photo_not_flat() -> None:
-    """Just above the flat spread, the stand-in's output is kept.
+def test_segment_set_flat_photo_empty_at_threshold_zero() -> None:
+    flat_red = np.full((150, 100, 3), RED, dtype=np.uint8)
 
-    The step spans half the photo, so letterboxing cannot average it away.
-    """
-    varied = np.full((150, 100, 3), RED, dtype=np.uint8)
-    varied[:75, :, 0] += FLAT_PHOTO_RANGE + 1
+    result = segment_set([flat_red], RedDetector(), threshold=0.0)  # type: ignore[arg-type]  # duck-typed stand-in
 
-    result = segment_set([varied], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
+    assert result.views[0].empty
+    assert result.views[0].coverage == 0.0
+    assert result.colors == ()
+
+
+def test_segment_set_flat_photo_kept_out_of_model() -> None:
+    detector = RedDetector()
+    photos, _ = boxed_set()
+    flat_white = np.full((120, 90, 3), 255, dtype=np.uint8)
+
+    segment_set([flat_white, photos[1], flat_white], detector)  # type: ignore[arg-type]  # duck-typed stand-in
+    segment_set([flat_white, flat_white], detector)  # type: ignore[arg-type]  # duck-typed stand-in
+
+    assert detector.view_counts == [1]
+
+
+def test_segment_set_noisy_red_photo_not_flat() -> None:
+    """Noise above the flat limit leaves the stand-in's output in place."""
+    rng = np.random.default_rng(2)
+    noisy = np.clip(np.full((150, 100, 3), RED, np.float32) + rng.normal(0, 2 * FLAT_PHOTO_STD, (150, 100, 3)), 0, 255).astype(np.uint8)
+
+    result = segment_set([noisy], RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
 
     assert result.views[0].coverage == 1.0
 
 
-def test_is_flat_spread_per_channel() -> None:
-    region = np.full((8, 8, 3), 200, dtype=np.uint8)
-    assert is_flat(region)
-    region[0, 0, 2] = 200 - FLAT_PHOTO_RANGE
-    assert is_flat(region)
-    region[0, 0, 2] = 200 - FLAT_PHOTO_RANGE - 1
-    assert not is_flat(region)
+def test_is_flat_cases() -> None:
+    flat = np.full((300, 200, 3), 200, dtype=np.uint8)
+    assert is_flat(flat)
+
+    stray = flat.copy()
+    stray[150, 100] = 0
+    assert is_flat(stray)
+
+    step = flat.copy()
+    step[:150, :, 2] += int(2 * FLAT_PHOTO_STD) + 1
+    assert not is_flat(step)
+
+
+def test_is_flat_fine_weave_large_photo() -> None:
+    """A 2000 px weave of +-15 levels averages out in the model's square but is not flat."""
+    rows, cols = np.mgrid[:2000, :2000]
+    weave = (128 + 15 * np.sign(np.sin(rows) * np.sin(cols))).astype(np.uint8)
+
+    assert not is_flat(np.repeat(weave[..., None], 3, axis=2))
 
 
 @pytest.mark.model
-def test_segment_set_blank_upload_empty(model: Segmenter) -> None:
+def test_segment_set_blank_upload_changes_nothing(model: Segmenter) -> None:
     photos = textured_set()[:2]
     blank = np.full((300, 200, 3), 255, dtype=np.uint8)
 
-    result = segment_set([*photos, blank], model)
+    alone = segment_set(photos, model)
+    with_blank = segment_set([*photos, blank], model, threshold=0.0)
+    with_blank_default = segment_set([*photos, blank], model)
 
-    assert result.views[2].empty
-    assert result.views[2].coverage == 0.0
+    assert with_blank.views[2].empty
+    assert with_blank.views[2].coverage == 0.0
+    for before, after in zip(alone.views, with_blank_default.views[:2], strict=True):
+        np.testing.assert_array_equal(before.mask, after.mask)
+    assert alone.colors == with_blank_default.colors
 
 
 def test_segment_set_colors_off_skips_clustering() -> None:
