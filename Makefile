@@ -29,9 +29,12 @@ TRAIN_MINUTES ?= 125
 TRAIN_MINUTES_2 ?= 110
 TRAIN_MINUTES_3 ?= 95
 TRAIN_MINUTES_4 ?= 100
+TRAIN_MINUTES_5 ?= 95
 TRAIN_SIZES ?= 128,160,192,224,256
 TRAIN_SIZES_3 ?= 160,192,224
-MODEL_VERSION ?= 1.3.0
+# `make train` builds model 1.3.0 from scratch; `make finetune` then continues the committed model.
+MODEL_VERSION_BASE ?= 1.3.0
+MODEL_VERSION ?= 1.4.0
 DEMO_OUT ?= out/demo
 SAMPLES := events/samples
 DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
@@ -40,7 +43,7 @@ DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg 
 SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	SAM_CLI_TELEMETRY=0 LAMBDA_ARCH=$(ARCH) PYTHON313=$(PYTHON313)
 
-.PHONY: venv demo test lint bench eval train samples sam-tools build validate package-size \
+.PHONY: venv demo test lint bench eval train finetune samples sam-tools build validate package-size \
 	layer-smoke readme-images clean
 
 venv: $(VENV)/.installed
@@ -103,8 +106,26 @@ train: $(VENV_TRAIN)/.installed
 	$(VENV_TRAIN)/bin/python -m model.training.choose_size --dataset $(DATASET) \
 		--checkpoint $(TRAIN_OUT)/stage4/last.pt --sizes $(TRAIN_SIZES_3) --out $(TRAIN_OUT)/choose-size
 	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
-		--checkpoint $(TRAIN_OUT)/stage4/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
+		--checkpoint $(TRAIN_OUT)/stage4/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION_BASE) \
 		--choice $(TRAIN_OUT)/choose-size/sizes.json
+	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
+		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
+
+# Stage 5 continues the committed fp32 model, so it needs no checkpoint of stages 1 to 4:
+# model.training.recover rebuilds the weights (batch norms folded, kept frozen). It adds
+# frames without a product to 10% of the sets and saves a moving average of the weights.
+finetune: $(VENV_TRAIN)/.installed
+	$(VENV_TRAIN)/bin/python -m model.training.recover --dataset $(DATASET) \
+		--onnx model/fashion-seg.fp32.onnx --out $(TRAIN_OUT)/recovered/last.pt
+	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT)/stage5 \
+		--init $(TRAIN_OUT)/recovered/last.pt --prior --minutes $(TRAIN_MINUTES_5) --width 20 --batch 12 \
+		--sizes $(TRAIN_SIZES_3) --size 192 --lr 5e-4 --seed 4 --other-weight 3 --full-set-rate 0.3 \
+		--empty-view-rate 0.1 --ema 0.998
+	$(VENV_TRAIN)/bin/python -m model.training.choose_size --dataset $(DATASET) \
+		--checkpoint $(TRAIN_OUT)/stage5/last.pt --sizes $(TRAIN_SIZES_3) --out $(TRAIN_OUT)/choose-size-5
+	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
+		--checkpoint $(TRAIN_OUT)/stage5/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
+		--choice $(TRAIN_OUT)/choose-size-5/sizes.json
 	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
 		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
 
