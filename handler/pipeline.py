@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,7 @@ from handler.categories import CATEGORY_NAMES, resolve_category
 from handler.colors import Color, product_colors
 from handler.consensus import color_consensus
 from handler.imaging import make_cutout
-from handler.letterbox import crop_placement, letterbox
+from handler.letterbox import Placement, crop_placement, letterbox
 from handler.refine import refine_mask
 from handler.segmenter import Segmenter
 
@@ -147,18 +147,11 @@ def segment_set(
     squares = np.stack([square for square, _ in letterboxed])
     placements = [placement for _, placement in letterboxed]
     flat = [is_flat(image) for image in images]
-    model_views = [index for index, is_flat_photo in enumerate(flat) if not is_flat_photo]
     timings["preprocess"] = _elapsed_ms(started)
 
-    started = time.perf_counter()
-    square_probs = np.zeros(squares.shape[:3], np.float32)
-    model_probs = segmenter.predict(squares[model_views], category_id=hint_id) if model_views else square_probs[:0]
-    timings["infer"] = _elapsed_ms(started)
-
-    started = time.perf_counter()
-    if model_views:
-        square_probs[model_views] = color_consensus(squares[model_views], [placements[index] for index in model_views], model_probs)
-    timings["consensus"] = _elapsed_ms(started)
+    square_probs = product_maps(
+        squares, placements, flat, lambda model_squares: segmenter.predict(model_squares, category_id=hint_id), timings=timings
+    )
 
     started = time.perf_counter()
     views = []
@@ -184,6 +177,44 @@ def segment_set(
         model_version=segmenter.version,
         timings_ms=timings,
     )
+
+
+def product_maps(
+    squares: NDArray[np.uint8],
+    placements: Sequence[Placement],
+    flat: Sequence[bool],
+    predict: Callable[[NDArray[np.uint8]], NDArray[np.float32]],
+    *,
+    consensus: bool = True,
+    timings: dict[str, float] | None = None,
+) -> NDArray[np.float32]:
+    """Run the model once on the photos that are not flat, as one set, then the color consensus.
+
+    Args:
+        squares: (V, S, S, 3) uint8 RGB letterboxed photos.
+        placements: where each photo lies inside its square.
+        flat: True for the photos that is_flat found flat; they stay out of the model's set.
+        predict: the model, mapping (K, S, S, 3) uint8 squares to (K, S, S) float32 probabilities.
+        consensus: reweigh the model's maps with handler.consensus.color_consensus.
+        timings: when given, receives the milliseconds of "infer" and "consensus".
+    Returns:
+        (V, S, S) float32 product probabilities, 0-1, all 0 on flat photos.
+    """
+    model_views = [index for index, is_flat_photo in enumerate(flat) if not is_flat_photo]
+    square_probs = np.zeros(squares.shape[:3], np.float32)
+
+    started = time.perf_counter()
+    model_probs = predict(squares[model_views]) if model_views else None
+    infer_ms = _elapsed_ms(started)
+
+    started = time.perf_counter()
+    if model_probs is not None:
+        if consensus:
+            model_probs = color_consensus(squares[model_views], [placements[index] for index in model_views], model_probs)
+        square_probs[model_views] = model_probs
+    if timings is not None:
+        timings["infer"], timings["consensus"] = infer_ms, _elapsed_ms(started)
+    return square_probs
 
 
 def _refine_view(

@@ -34,9 +34,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from scipy import ndimage
 
-from handler.consensus import color_consensus
 from handler.letterbox import Placement, crop_placement, letterbox
-from handler.pipeline import is_flat
+from handler.pipeline import is_flat, product_maps
 from model.training.synth import (
     DECOY_CODE,
     MAX_VIEWS,
@@ -218,14 +217,13 @@ def segment_views(
     As there, a flat photo (handler.pipeline.is_flat) stays out of the model's set and gets an empty mask.
     """
     boxed = [letterbox(view, model.size) for view in views]
-    model_views = [index for index, view in enumerate(views) if not is_flat(view)]
-    probs = np.zeros((len(views), model.size, model.size), np.float32)
-    if model_views:
-        model_squares = [boxed[index][0] for index in model_views]
-        view_probs = model.predict(model_squares, category)
-        if consensus:
-            view_probs = color_consensus(np.stack(model_squares), [boxed[index][1] for index in model_views], view_probs)
-        probs[model_views] = view_probs
+    probs = product_maps(
+        np.stack([square for square, _ in boxed]),
+        [placement for _, placement in boxed],
+        [is_flat(view) for view in views],
+        lambda squares: model.predict(list(squares), category),
+        consensus=consensus,
+    )
     return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
 
 
