@@ -248,11 +248,7 @@ def decode_photo(data: bytes, source: payload.ImageSource) -> NDArray[np.uint8]:
     try:
         return imaging.decode_image(data)
     except imaging.ImageTooLargeError as err:
-        raise errors.ImageTooLargeError(
-            f"{sentence_start(source.label)} is {err.size_text}; at most {err.max_pixels / 1e6:.1f} MP are accepted. "
-            "Resize the photo before uploading it.",
-            image_index=source.index,
-        ) from err
+        raise errors.ImageTooLargeError(err.describe(sentence_start(source.label)), image_index=source.index) from err
     except imaging.UndecodableImageError as err:
         raise errors.ImageNotDecodableError(
             f"{sentence_start(source.label)} could not be decoded: {err}", image_index=source.index

@@ -47,12 +47,16 @@ class ImageTooLargeError(ValueError):
     """The photo has more pixels than the configured limit."""
 
     def __init__(self, size_text: str, max_pixels: int) -> None:
-        super().__init__(
-            f"Image is {size_text}; at most {max_pixels / 1e6:.1f} MP are accepted. "
-            "Resize the photo before uploading it."
-        )
         self.size_text = size_text
         self.max_pixels = max_pixels
+        super().__init__(self.describe("Image"))
+
+    def describe(self, subject: str) -> str:
+        """Write the error as a message about subject, for example "Image at index 1"."""
+        return (
+            f"{subject} is {self.size_text}; at most {self.max_pixels / 1e6:.1f} MP are accepted. "
+            "Resize the photo before uploading it."
+        )
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np.uint8]:
