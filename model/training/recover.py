@@ -90,7 +90,7 @@ def load_folded(net: SetSegNet, weights: dict[str, np.ndarray]) -> None:
         eps = net.get_submodule(bn).eps
         bias = weights.pop(f"{conv}.bias", None)
         if bias is None:
-            raise ValueError(f"no folded bias for {conv} in the ONNX file")
+            raise ValueError(f"no folded bias for {conv} in the ONNX file; expected a file written by model.training.export")
         channels = state[f"{bn}.weight"].shape[0]
         filled |= {
             f"{bn}.weight": torch.ones(channels),
@@ -154,7 +154,7 @@ def main() -> None:
         feeds = parity_inputs(args.dataset, settings["size"], 16, seed=1)
         worst = check_parity(net, args.onnx, feeds, flip_average=settings["flip_average"])
     except RuntimeError as err:
-        logger.error("recovery rejected: %s", err)
+        logger.error("recovery failed: %s", err)
         sys.exit(1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "settings": settings}, args.out)

@@ -226,7 +226,7 @@ def test_segment_set_noisy_red_photo_not_flat() -> None:
     assert result.views[0].coverage == 1.0
 
 
-def test_is_flat_cases() -> None:
+def test_is_flat_stray_pixel_and_step() -> None:
     flat = np.full((300, 200, 3), 200, dtype=np.uint8)
     assert is_flat(flat)
 
