@@ -40,10 +40,12 @@ from model.training.synth import (
     DECOY_CODE,
     MAX_VIEWS,
     TARGET_CODE,
+    Photo,
     jitter_view,
     load_label_categories,
     load_photos,
     product_labels,
+    render_background_crop,
     render_empty,
     render_views,
     split_ids,
@@ -56,6 +58,8 @@ ON_MODEL_VIEWS = ("studio", "street")
 BOUNDARY_TOLERANCE = 3
 """Boundary F-score tolerance in pixels of the photo's own resolution."""
 THRESHOLD = 0.5
+BLANK_KINDS = {"light": "light studio frames", "busy": "street backgrounds"}
+"""Kinds of product-free frame that evaluate_blank_frames draws, with their titles."""
 
 Upsampler = Callable[[NDArray[np.float32], Placement, NDArray[np.uint8]], NDArray[np.float32]]
 
@@ -166,6 +170,7 @@ class EvalCase:
         garment_count: garments large enough to be a product in the photo.
         decoy_category: category id of the largest garment of another category, 0 if none.
         decoy_truths: (H, W) bool decoy mask per view (all False when there is no decoy).
+        street_photo: the CCP photo and labels the views were rendered from.
     """
 
     photo_id: str
@@ -175,6 +180,7 @@ class EvalCase:
     garment_count: int
     decoy_category: int = 0
     decoy_truths: list[NDArray[np.bool_]] = field(default_factory=list)
+    street_photo: Photo | None = None
 
 
 def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCase]:
@@ -203,6 +209,7 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
                 len(garments),
                 label_categories[decoy_label] if decoy_label is not None else 0,
                 [codes == DECOY_CODE for _, codes in rendered],
+                photo,
             )
         )
     return cases
@@ -300,38 +307,50 @@ def _score_hints(model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray
 def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, seed: int) -> dict[str, list[float]]:
     """Measure what the model marks on frames that show no product.
 
-    For each case, one frame from synth.render_empty is drawn with a seed per photo.
-    It shows a light studio background, sometimes with a soft shadow. The frame is
-    segmented alone, and as the fourth view of a set with the case's studio, detail
-    and packshot views.
+    Two kinds of frame are drawn for each case with a seed per photo. A "light" frame
+    comes from synth.render_empty: a light studio background, sometimes with a soft
+    shadow. A "busy" frame comes from synth.render_background_crop: a window of the
+    case's own street photo with no person in it (skipped when none is found). Each
+    frame is segmented alone, and as the fourth view of a set with the case's studio,
+    detail and packshot views.
 
     Returns:
-        {"alone": coverages, "in-set": coverages, "flat": flags}: the share of the frame's
-        pixels on the mask, 0-1, and 1.0 where the frame is flat (is_flat, so set aside
-        before the model), one per case.
+        {"light/alone", "light/in-set", "busy/alone", "busy/in-set"}: the share of the
+        frame's pixels on the mask, 0-1, one per frame; and "light/flat", "busy/flat":
+        1.0 where the frame is flat (is_flat, so set aside before the model).
     """
-    coverages: dict[str, list[float]] = {"alone": [], "in-set": [], "flat": []}
+    coverages: dict[str, list[float]] = {f"{kind}/{key}": [] for kind in BLANK_KINDS for key in ("alone", "in-set", "flat")}
     with_product = [name for name in EVAL_VIEWS if name != "street"]
     for case in cases:
         rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 7)
-        frame, _ = jitter_view(*render_empty(rng), rng)
-        (alone,) = segment_views(model, [frame], 0, upsample)
-        views = [case.views[EVAL_VIEWS.index(name)] for name in with_product] + [frame]
-        in_set = segment_views(model, views, 0, upsample)[-1]
-        coverages["alone"].append(float(alone.mean()))
-        coverages["in-set"].append(float(in_set.mean()))
-        coverages["flat"].append(float(is_flat(frame)))
+        frames = {"light": jitter_view(*render_empty(rng), rng)[0]}
+        busy = None
+        if case.street_photo is not None:
+            busy = render_background_crop(case.street_photo, np.random.default_rng(seed * 100_003 + int(case.photo_id) + 11))
+        if busy is not None:
+            frames["busy"] = busy[0]
+        for kind, frame in frames.items():
+            (alone,) = segment_views(model, [frame], 0, upsample)
+            views = [case.views[EVAL_VIEWS.index(name)] for name in with_product] + [frame]
+            in_set = segment_views(model, views, 0, upsample)[-1]
+            coverages[f"{kind}/alone"].append(float(alone.mean()))
+            coverages[f"{kind}/in-set"].append(float(in_set.mean()))
+            coverages[f"{kind}/flat"].append(float(is_flat(frame)))
     return coverages
 
 
 def format_blank_frames(coverages: dict[str, list[float]]) -> str:
-    """Render the blank-frame figures: mean coverage and the share of frames left fully empty."""
-    parts = []
-    for key, title in (("alone", "alone"), ("in-set", "as 4th view of a set")):
-        values = np.array(coverages[key])
-        parts.append(f"{title}: mean coverage {values.mean():.1%}, empty mask {np.mean(values == 0):.0%}")
-    flat_share = float(np.mean(coverages["flat"]))
-    return f"Frames without a product (n={len(coverages['alone'])}, {flat_share:.0%} flat):\n  " + "\n  ".join(parts)
+    """Render the blank-frame figures: mean coverage and the share of frames left fully empty, per kind."""
+    lines = []
+    for kind in BLANK_KINDS:
+        if not coverages[f"{kind}/alone"]:
+            continue
+        flat_share = float(np.mean(coverages[f"{kind}/flat"]))
+        lines.append(f"Frames without a product, {BLANK_KINDS[kind]} (n={len(coverages[f'{kind}/alone'])}, {flat_share:.0%} flat):")
+        for key, title in (("alone", "alone"), ("in-set", "as 4th view of a set")):
+            values = np.array(coverages[f"{kind}/{key}"])
+            lines.append(f"  {title}: mean coverage {values.mean():.1%}, empty mask {np.mean(values == 0):.0%}")
+    return "\n".join(lines)
 
 
 def evaluate_peer(peer: PeerModel, cases: list[EvalCase]) -> Scores:
@@ -455,7 +474,7 @@ def main() -> None:
         name: {key: float(np.mean(v)) for key, v in s.iou.items()} | {f"{key}#boundary": float(np.mean(v)) for key, v in s.boundary.items()}
         for name, s in results.items()
     }
-    metrics["blank frames (int8)"] = {f"coverage/{key}": float(np.mean(values)) for key, values in blank_frames.items()}
+    metrics["blank frames (int8)"] = {f"coverage/{key}": float(np.mean(values)) for key, values in blank_frames.items() if values}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"\nWrote {args.out / 'metrics.json'} and {args.out / 'worst-sets.png'} in {time.monotonic() - start:.0f} s")
 

@@ -265,6 +265,30 @@ def render_empty(rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[n
     return np.clip(background, 0, 255).astype(np.uint8), np.zeros((height, width), np.uint8)
 
 
+def render_background_crop(
+    photo: Photo, rng: np.random.Generator, *, tries: int = 30
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
+    """Crop a window of the street photo that shows no person: a busy frame with no product.
+
+    Boxes 20-45% of the photo's short side wide and 0.8-2 times as tall are drawn at random until one holds
+    less than 0.5% person pixels (CCP label other than background).
+
+    Returns:
+        (h, w, 3) uint8 RGB and an all-zero (h, w) uint8 code map, or None when no
+        drawn box is free of the person.
+    """
+    height, width = photo.labels.shape
+    person = photo.labels != BACKGROUND_LABEL
+    for _ in range(tries):
+        box_w = int(min(height, width) * rng.uniform(0.2, 0.45))
+        box_h = min(height, int(box_w * rng.uniform(0.8, 2.0)))
+        top, left = int(rng.integers(0, height - box_h + 1)), int(rng.integers(0, width - box_w + 1))
+        if person[top : top + box_h, left : left + box_w].mean() < 0.005:
+            rgb = photo.rgb[top : top + box_h, left : left + box_w]
+            return rgb, np.zeros(rgb.shape[:2], np.uint8)
+    return None
+
+
 RENDERERS = {"studio": render_studio, "detail": render_detail, "packshot": render_packshot, "street": render_street}
 
 
@@ -347,6 +371,7 @@ def synthesize_set(
     target_label: int | None = None,
     full_set_rate: float = 0.0,
     empty_view_rate: float = 0.0,
+    busy_empty_rate: float = 0.0,
 ) -> ProductSet | None:
     """Build one product set from one photo.
 
@@ -363,6 +388,9 @@ def synthesize_set(
         empty_view_rate: share of sets in which one view is replaced by a frame with no
             product (render_empty; view type "empty", all-False mask). At 0 no extra random
             draw is made, as with full_set_rate.
+        busy_empty_rate: share of those frames cut from the street photo's background
+            (render_background_crop) instead of a studio backdrop; when no box without
+            the person is found, the studio backdrop is used.
     Returns:
         The set, or None when the photo has no garment large enough.
     """
@@ -386,7 +414,8 @@ def synthesize_set(
     rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments)
     if empty_view_rate > 0 and rng.random() < empty_view_rate:
         slot = int(rng.integers(len(types)))
-        rendered[slot] = jitter_view(*render_empty(rng), rng)
+        busy = render_background_crop(photo, rng) if busy_empty_rate > 0 and rng.random() < busy_empty_rate else None
+        rendered[slot] = jitter_view(*(busy if busy is not None else render_empty(rng)), rng)
         types = [*types[:slot], "empty", *types[slot + 1 :]]
     for slot, (rgb, codes) in enumerate(rendered):
         images[slot], _ = letterbox(rgb, size)

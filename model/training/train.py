@@ -49,10 +49,18 @@ class SetStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, dataset_dir: Path, ids: list[str], sizes: list[int], batch: int, seed: int, full_set_rate: float, empty_view_rate: float
+        self,
+        dataset_dir: Path,
+        ids: list[str],
+        sizes: list[int],
+        batch: int,
+        seed: int,
+        full_set_rate: float,
+        empty_view_rate: float,
+        busy_empty_rate: float = 0.0,
     ) -> None:
         self.dataset_dir, self.ids, self.sizes, self.batch, self.seed = dataset_dir, ids, sizes, batch, seed
-        self.full_set_rate, self.empty_view_rate = full_set_rate, empty_view_rate
+        self.full_set_rate, self.empty_view_rate, self.busy_empty_rate = full_set_rate, empty_view_rate, busy_empty_rate
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -65,7 +73,13 @@ class SetStream(torch.utils.data.IterableDataset):
                 size = int(rng.choice(self.sizes))
             photo = photos[rng.integers(len(photos))]
             product = synthesize_set(
-                photo, label_categories, size, rng, full_set_rate=self.full_set_rate, empty_view_rate=self.empty_view_rate
+                photo,
+                label_categories,
+                size,
+                rng,
+                full_set_rate=self.full_set_rate,
+                empty_view_rate=self.empty_view_rate,
+                busy_empty_rate=self.busy_empty_rate,
             )
             if product is None:
                 continue
@@ -148,6 +162,12 @@ def main() -> None:
         help="extra share of sets that contain each view type once (studio, detail, packshot, street)",
     )
     parser.add_argument("--empty-view-rate", type=float, default=0.0, help="share of sets with one view that shows no product")
+    parser.add_argument(
+        "--busy-empty-rate",
+        type=float,
+        default=0.0,
+        help="share of the product-free views cut from the street photo's background instead of a studio backdrop",
+    )
     parser.add_argument("--ema", type=float, default=0.0, help="decay of the weight average saved as the checkpoint (0: none)")
     args = parser.parse_args()
     args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
@@ -166,7 +186,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     train_ids, _ = split_ids(args.dataset)
-    stream = SetStream(args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate, args.empty_view_rate)
+    stream = SetStream(
+        args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate, args.empty_view_rate, args.busy_empty_rate
+    )
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width, prior=args.prior)
     args.folded_batch_norm = False
@@ -270,6 +292,7 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "other_weight": args.other_weight,
         "full_set_rate": args.full_set_rate,
         "empty_view_rate": args.empty_view_rate,
+        "busy_empty_rate": args.busy_empty_rate,
         "ema": args.ema,
         "folded_batch_norm": args.folded_batch_norm,
     }

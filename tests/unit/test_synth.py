@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.training.synth import MAX_VIEWS, Photo, render_empty, synthesize_set
+from model.training.synth import MAX_VIEWS, Photo, render_background_crop, render_empty, synthesize_set
 
 SIZE = 64
 TOP, TROUSERS = 5, 7
@@ -57,3 +57,36 @@ def test_empty_view_rate_zero_draws_no_extra_numbers() -> None:
     assert plain.view_types == with_option.view_types
     np.testing.assert_array_equal(plain.images, with_option.images)
     np.testing.assert_array_equal(plain.masks, with_option.masks)
+
+
+def test_background_crop_shows_no_person() -> None:
+    crops = [render_background_crop(person_photo(), np.random.default_rng(seed)) for seed in range(20)]
+
+    found = [crop for crop in crops if crop is not None]
+    assert len(found) >= 5
+    for rgb, codes in found:
+        assert not codes.any()
+        assert codes.shape == rgb.shape[:2]
+        # The stand-in's background is plain grey; the top and trousers are red and blue.
+        # A box may graze the person by less than 0.5% of its pixels.
+        assert (rgb != 128).any(axis=2).mean() < 0.005
+
+
+def test_background_crop_none_when_person_fills() -> None:
+    photo = person_photo()
+    filled = Photo(photo.photo_id, photo.rgb, np.full_like(photo.labels, 5))
+
+    assert render_background_crop(filled, np.random.default_rng(0)) is None
+
+
+def test_busy_empty_frame_from_background() -> None:
+    product = synthesize_set(
+        person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(3), view_types=["studio"], empty_view_rate=1.0, busy_empty_rate=1.0
+    )
+
+    assert product is not None
+    assert product.view_types[0] == "empty"
+    assert not product.masks[0].any()
+    # A crop of the grey street background, not a light studio backdrop, after jitter and letterboxing.
+    frame = product.images[0].astype(np.float32)
+    assert frame.mean() < 200
