@@ -58,7 +58,7 @@ ON_MODEL_VIEWS = ("studio", "street")
 BOUNDARY_TOLERANCE = 3
 """Boundary F-score tolerance in pixels of the photo's own resolution."""
 THRESHOLD = 0.5
-BLANK_KINDS = {"light": "light studio frames", "busy": "street backgrounds"}
+BLANK_KINDS = {"light": "light studio frames", "dark": "dark studio frames", "busy": "street backgrounds"}
 """Kinds of product-free frame that evaluate_blank_frames draws, with their titles."""
 
 Upsampler = Callable[[NDArray[np.float32], Placement, NDArray[np.uint8]], NDArray[np.float32]]
@@ -307,23 +307,26 @@ def _score_hints(model: OnnxSetModel, case: EvalCase, index: int, alone: NDArray
 def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, seed: int) -> dict[str, list[float]]:
     """Measure what the model marks on frames that show no product.
 
-    Two kinds of frame are drawn for each case with a seed per photo. A "light" frame
+    Three kinds of frame are drawn for each case with a seed per photo. A "light" frame
     comes from synth.render_empty: a light studio background, sometimes with a soft
-    shadow. A "busy" frame comes from synth.render_background_crop: a window of the
+    shadow. A "dark" frame is render_empty's dark variant, which training never
+    showed. A "busy" frame comes from synth.render_background_crop: a window of the
     case's own street photo with no person in it (skipped when none is found). Each
     frame is segmented alone, and as the fourth view of a set with the case's studio,
     detail and packshot views.
 
     Returns:
-        {"light/alone", "light/in-set", "busy/alone", "busy/in-set"}: the share of the
-        frame's pixels on the mask, 0-1, one per frame; and "light/flat", "busy/flat":
-        1.0 where the frame is flat (is_flat, so set aside before the model).
+        "<kind>/alone" and "<kind>/in-set" for each kind of BLANK_KINDS: the share of
+        the frame's pixels on the mask, 0-1, one per frame; and "<kind>/flat": 1.0 where
+        the frame is flat (is_flat, so set aside before the model).
     """
     coverages: dict[str, list[float]] = {f"{kind}/{key}": [] for kind in BLANK_KINDS for key in ("alone", "in-set", "flat")}
     with_product = [name for name in EVAL_VIEWS if name != "street"]
     for case in cases:
         rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 7)
         frames = {"light": jitter_view(*render_empty(rng), rng)[0]}
+        dark_rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 13)
+        frames["dark"] = jitter_view(*render_empty(dark_rng, dark=True), dark_rng)[0]
         busy = None
         if case.street_photo is not None:
             busy = render_background_crop(case.street_photo, np.random.default_rng(seed * 100_003 + int(case.photo_id) + 11))

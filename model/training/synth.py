@@ -242,11 +242,13 @@ def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Gener
     return _crop(rgb, alone, _box_around(target, rng.uniform(0.04, 0.6), rng))
 
 
-def render_empty(rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_empty(rng: np.random.Generator, *, dark: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Render a studio frame with no product: a light background, sometimes with a soft shadow.
 
     Teaches the network that a photo may show no product at all (a blank upload, an
-    empty backdrop), where it would otherwise mark some region anyway.
+    empty backdrop), where it would otherwise mark some region anyway. With dark, the
+    frame is the light one inverted: a dark backdrop, where a shadow becomes a soft
+    light patch. Training does not use dark frames; make eval measures them.
 
     Returns:
         (H, W, 3) uint8 RGB and an all-zero (H, W) uint8 code map, H and W in 240-480.
@@ -261,6 +263,8 @@ def render_empty(rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[n
         blob[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 255
         soft = np.asarray(Image.fromarray(blob).filter(ImageFilter.GaussianBlur(rng.uniform(10, 30))), np.float32) / 255.0
         background *= 1.0 - rng.uniform(0.05, 0.2) * soft[..., None]
+    if dark:
+        background = 255.0 - background
     background += rng.normal(0, rng.uniform(0, 3), background.shape).astype(np.float32)
     return np.clip(background, 0, 255).astype(np.uint8), np.zeros((height, width), np.uint8)
 
@@ -270,7 +274,7 @@ def render_background_crop(
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
     """Crop a window of the street photo that shows no person: a busy frame with no product.
 
-    Boxes 20-45% of the photo's short side wide and 0.8-2 times as tall are drawn at random until one holds
+    Boxes 20-45% of the photo's short side wide and 0.8-2 times as tall are drawn at random until one has
     less than 0.5% person pixels (CCP label other than background).
 
     Returns:

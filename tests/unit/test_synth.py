@@ -90,3 +90,14 @@ def test_busy_empty_frame_from_background() -> None:
     # A crop of the grey street background, not a light studio backdrop, after jitter and letterboxing.
     frame = product.images[0].astype(np.float32)
     assert frame.mean() < 200
+
+
+def test_render_empty_dark_inverts_light() -> None:
+    light, _ = render_empty(np.random.default_rng(5))
+    dark, codes = render_empty(np.random.default_rng(5), dark=True)
+
+    assert dark.shape == light.shape
+    assert not codes.any()
+    assert dark.mean() < 100
+    # Same draws, inverted before the noise of up to 3 levels is added.
+    assert np.abs(255.0 - light.astype(np.float32) - dark.astype(np.float32)).mean() < 6
