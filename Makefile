@@ -24,7 +24,7 @@ TRAIN_OUT ?= runs/local
 # Stage 1 trains at 160 px from scratch, stage 2 continues at several input sides, stage 3
 # adds the product prior, and stage 4 weighs other garments' pixels 3 times in the loss and
 # draws more full sets of 4. model.training.choose_size then picks the side to ship from
-# measured IoU and speed.
+# measured IoU and speed. Stages 5 and 6 belong to `make finetune`, described above it.
 TRAIN_MINUTES ?= 125
 TRAIN_MINUTES_2 ?= 110
 TRAIN_MINUTES_3 ?= 95
@@ -112,8 +112,8 @@ train: $(VENV_TRAIN)/.installed
 	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
 		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
 
-# Stages 5 and 6 continue the fp32 model that `make train` writes (1.3.0), so they need no
-# checkpoint of stages 1 to 4: model.training.recover rebuilds the weights (batch norms folded,
+# Stages 5 and 6 continue the fp32 file in model/, which is model 1.3.0 right after `make train`.
+# They need no checkpoint of stages 1 to 4: model.training.recover rebuilds the weights (batch norms folded,
 # kept frozen). Stage 5 adds frames without a product to 10% of the sets and saves a moving
 # average of the weights. Stage 6 raises that share to 15% and cuts half of those frames from
 # the street photo's background.
