@@ -168,9 +168,9 @@ class EvalCase:
         truths: (H, W) bool target mask per view.
         category: category id of the target.
         garment_count: garments large enough to be a product in the photo.
+        photo: the CCP photo and labels that the views were rendered from.
         decoy_category: category id of the largest garment of another category, 0 if none.
         decoy_truths: (H, W) bool decoy mask per view (all False when there is no decoy).
-        street_photo: the CCP photo and labels the views were rendered from.
     """
 
     photo_id: str
@@ -178,9 +178,9 @@ class EvalCase:
     truths: list[NDArray[np.bool_]]
     category: int
     garment_count: int
+    photo: Photo
     decoy_category: int = 0
     decoy_truths: list[NDArray[np.bool_]] = field(default_factory=list)
-    street_photo: Photo | None = None
 
 
 def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCase]:
@@ -207,9 +207,9 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
                 [codes == TARGET_CODE for _, codes in rendered],
                 category,
                 len(garments),
+                photo,
                 label_categories[decoy_label] if decoy_label is not None else 0,
                 [codes == DECOY_CODE for _, codes in rendered],
-                photo,
             )
         )
     return cases
@@ -323,16 +323,7 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
     coverages: dict[str, list[float]] = {f"{kind}/{key}": [] for kind in BLANK_KINDS for key in ("alone", "in-set", "flat")}
     with_product = [name for name in EVAL_VIEWS if name != "street"]
     for case in cases:
-        rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 7)
-        frames = {"light": jitter_view(*render_empty(rng), rng)[0]}
-        dark_rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 13)
-        frames["dark"] = jitter_view(*render_empty(dark_rng, dark=True), dark_rng)[0]
-        busy = None
-        if case.street_photo is not None:
-            busy = render_background_crop(case.street_photo, np.random.default_rng(seed * 100_003 + int(case.photo_id) + 11))
-        if busy is not None:
-            frames["busy"] = busy[0]
-        for kind, frame in frames.items():
+        for kind, frame in _blank_frames(case, seed).items():
             (alone,) = segment_views(model, [frame], 0, upsample)
             views = [case.views[EVAL_VIEWS.index(name)] for name in with_product] + [frame]
             in_set = segment_views(model, views, 0, upsample)[-1]
@@ -340,6 +331,22 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
             coverages[f"{kind}/in-set"].append(float(in_set.mean()))
             coverages[f"{kind}/flat"].append(float(is_flat(frame)))
     return coverages
+
+
+def _blank_frames(case: EvalCase, seed: int) -> dict[str, NDArray[np.uint8]]:
+    """Draw one (H, W, 3) uint8 product-free frame per kind of BLANK_KINDS for a case.
+
+    Each kind has its own random generator, so adding a kind leaves the others' frames as they
+    were. "busy" is left out when no window of the photo is free of the person.
+    """
+    base = seed * 100_003 + int(case.photo_id)
+    light_rng, busy_rng, dark_rng = (np.random.default_rng(base + offset) for offset in (7, 11, 13))
+    frames = {"light": jitter_view(*render_empty(light_rng), light_rng)[0]}
+    frames["dark"] = jitter_view(*render_empty(dark_rng, dark=True), dark_rng)[0]
+    busy = render_background_crop(case.photo, busy_rng)
+    if busy is not None:
+        frames["busy"] = busy[0]
+    return frames
 
 
 def format_blank_frames(coverages: dict[str, list[float]]) -> str:

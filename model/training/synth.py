@@ -248,7 +248,7 @@ def render_empty(rng: np.random.Generator, *, dark: bool = False) -> tuple[NDArr
     Teaches the network that a photo may show no product at all (a blank upload, an
     empty backdrop), where it would otherwise mark some region anyway. With dark, the
     frame is the light one inverted: a dark backdrop, where a shadow becomes a soft
-    light patch. Training does not use dark frames; make eval measures them.
+    light patch. Only make eval uses dark frames, because no training stage shows them.
 
     Returns:
         (H, W, 3) uint8 RGB and an all-zero (H, W) uint8 code map, H and W in 240-480.
@@ -274,8 +274,8 @@ def render_background_crop(
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
     """Crop a window of the street photo that shows no person: a busy frame with no product.
 
-    Boxes 20-45% of the photo's short side wide and 0.8-2 times as tall are drawn at random until one has
-    less than 0.5% person pixels (CCP label other than background).
+    Boxes 20-45% of the photo's short side wide and 0.8-2 times as tall are drawn at
+    random until one has less than 0.5% person pixels (CCP label other than background).
 
     Returns:
         (h, w, 3) uint8 RGB and an all-zero (h, w) uint8 code map, or None when no
@@ -418,8 +418,12 @@ def synthesize_set(
     rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments)
     if empty_view_rate > 0 and rng.random() < empty_view_rate:
         slot = int(rng.integers(len(types)))
-        busy = render_background_crop(photo, rng) if busy_empty_rate > 0 and rng.random() < busy_empty_rate else None
-        rendered[slot] = jitter_view(*(busy if busy is not None else render_empty(rng)), rng)
+        frame = None
+        if busy_empty_rate > 0 and rng.random() < busy_empty_rate:
+            frame = render_background_crop(photo, rng)
+        if frame is None:
+            frame = render_empty(rng)
+        rendered[slot] = jitter_view(*frame, rng)
         types = [*types[:slot], "empty", *types[slot + 1 :]]
     for slot, (rgb, codes) in enumerate(rendered):
         images[slot], _ = letterbox(rgb, size)

@@ -99,5 +99,5 @@ def test_render_empty_dark_inverts_light() -> None:
     assert dark.shape == light.shape
     assert not codes.any()
     assert dark.mean() < 100
-    # Same draws, inverted before the noise of up to 3 levels is added.
+    # Same draws, inverted before noise with a standard deviation of at most 3 levels is added.
     assert np.abs(255.0 - light.astype(np.float32) - dark.astype(np.float32)).mean() < 6
