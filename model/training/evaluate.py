@@ -9,9 +9,10 @@ segmented in several scenarios (full set of 4, on-model pair, each view
 alone, with and without the category hint), so differences between scenarios
 come from the context alone. The model's maps then go through the same steps
 as in the service: the color consensus (handler.consensus) and the edge-aware
-refinement (handler.refine). A light studio frame with no product is also
-segmented alone and in a set, to measure what the model marks where there is
-nothing to find. Seeds are fixed: the same model gives the same figures.
+refinement (handler.refine). Frames with no product (light, dark, street
+background) are also segmented alone and in a set, to measure what the model
+marks where there is nothing to find, and the studio and packshot views are
+rendered again on dark or colored backdrops. Seeds are fixed: the same model gives the same figures.
 
 Writes out/eval/metrics.json and out/eval/worst-sets.png. Both derive from
 the dataset photos, so out/ is ignored by git and never committed.
@@ -58,6 +59,8 @@ ON_MODEL_VIEWS = ("studio", "street")
 BOUNDARY_TOLERANCE = 3
 """Boundary F-score tolerance in pixels of the photo's own resolution."""
 THRESHOLD = 0.5
+DARK_VIEWS = ("studio", "packshot")
+"""View types that evaluate_dark_backdrops renders again on dark or colored backdrops."""
 BLANK_KINDS = {"light": "light studio frames", "dark": "dark studio frames", "busy": "street backgrounds"}
 """Kinds of product-free frame that evaluate_blank_frames draws, with their titles."""
 
@@ -169,6 +172,7 @@ class EvalCase:
         category: category id of the target.
         garment_count: garments large enough to be a product in the photo.
         photo: the CCP photo and labels that the views were rendered from.
+        target_label: CCP label of the target garment.
         decoy_category: category id of the largest garment of another category, 0 if none.
         decoy_truths: (H, W) bool decoy mask per view (all False when there is no decoy).
     """
@@ -179,6 +183,7 @@ class EvalCase:
     category: int
     garment_count: int
     photo: Photo
+    target_label: int
     decoy_category: int = 0
     decoy_truths: list[NDArray[np.bool_]] = field(default_factory=list)
 
@@ -208,6 +213,7 @@ def build_cases(dataset_dir: Path, limit: int | None, seed: int) -> list[EvalCas
                 category,
                 len(garments),
                 photo,
+                target_label,
                 label_categories[decoy_label] if decoy_label is not None else 0,
                 [codes == DECOY_CODE for _, codes in rendered],
             )
@@ -309,8 +315,9 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
 
     Three kinds of frame are drawn for each case with a seed per photo. A "light" frame
     comes from synth.render_empty: a light studio background, sometimes with a soft
-    shadow. A "dark" frame is render_empty's dark variant, which training never
-    showed. A "busy" frame comes from synth.render_background_crop: a window of the
+    shadow. A "dark" frame is render_empty's inverted variant, a near-black backdrop,
+    which training does not show as such (stage 7 trains on synth._dark_background's
+    papers, which include black and charcoal). A "busy" frame comes from synth.render_background_crop: a window of the
     case's own street photo with no person in it (skipped when none is found). Each
     frame is segmented alone, and as the fourth view of a set with the case's studio,
     detail and packshot views.
@@ -333,6 +340,40 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
     return coverages
 
 
+def evaluate_dark_backdrops(model: OnnxSetModel, cases: list[EvalCase], upsample: Upsampler, seed: int) -> Scores:
+    """Score the product on studio and packshot views placed on dark or colored backdrops.
+
+    For each case the views of DARK_VIEWS are rendered again with every studio background
+    drawn from synth._dark_background (black, charcoal, navy, brown or a paper color),
+    with a seed per photo. Each view is segmented alone, and in a set with the case's
+    detail and street views, which keep their own backgrounds.
+
+    Returns:
+        Scores with IoU under "dark/<view>/alone" and "dark/<view>/in-set".
+    """
+    scores = Scores()
+    kept = [EVAL_VIEWS.index(name) for name in EVAL_VIEWS if name not in DARK_VIEWS]
+    for case in cases:
+        rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 17)
+        rendered = render_views(case.photo, case.target_label, list(DARK_VIEWS), rng, dark_rate=1.0)
+        views = [view for view, _ in rendered]
+        truths = [codes == TARGET_CODE for _, codes in rendered]
+        in_set = segment_views(model, views + [case.views[i] for i in kept], 0, upsample)
+        for name, view, truth, in_set_mask in zip(DARK_VIEWS, views, truths, in_set[: len(DARK_VIEWS)], strict=True):
+            (alone,) = segment_views(model, [view], 0, upsample)
+            scores.add(f"dark/{name}/alone", alone, truth)
+            scores.add(f"dark/{name}/in-set", in_set_mask, truth)
+    return scores
+
+
+def format_dark_backdrops(scores: Scores) -> str:
+    """Render the dark-backdrop figures: IoU per view type, alone and in a set."""
+    lines = [f"Product on dark or colored backdrops (n={len(scores.iou.get(f'dark/{DARK_VIEWS[0]}/alone', []))}), IoU alone / in a set:"]
+    for name in DARK_VIEWS:
+        lines.append(f"  {name}: {scores.mean(f'dark/{name}/alone'):.3f} / {scores.mean(f'dark/{name}/in-set'):.3f}")
+    return "\n".join(lines)
+
+
 def _blank_frames(case: EvalCase, seed: int) -> dict[str, NDArray[np.uint8]]:
     """Draw one (H, W, 3) uint8 product-free frame per kind of BLANK_KINDS for a case.
 
@@ -342,7 +383,7 @@ def _blank_frames(case: EvalCase, seed: int) -> dict[str, NDArray[np.uint8]]:
     base = seed * 100_003 + int(case.photo_id)
     light_rng, busy_rng, dark_rng = (np.random.default_rng(base + offset) for offset in (7, 11, 13))
     frames = {"light": jitter_view(*render_empty(light_rng), light_rng)[0]}
-    frames["dark"] = jitter_view(*render_empty(dark_rng, dark=True), dark_rng)[0]
+    frames["dark"] = jitter_view(*render_empty(dark_rng, backdrop="inverted"), dark_rng)[0]
     busy = render_background_crop(case.photo, busy_rng)
     if busy is not None:
         frames["busy"] = busy[0]
@@ -467,6 +508,7 @@ def main() -> None:
     no_consensus, _ = evaluate_model(int8, cases, refiner, full=False, consensus=False)
     step_variants = {"refined": results["int8 (shipped)"], "bilinear": bilinear, "refined, no color consensus": no_consensus}
     blank_frames = evaluate_blank_frames(int8, cases, refiner, args.seed)
+    dark_backdrops = evaluate_dark_backdrops(int8, cases, refiner, args.seed)
     if args.peer:
         results["rembg u2netp (peer)"] = evaluate_peer(PeerModel(args.threads), cases)
 
@@ -475,6 +517,7 @@ def main() -> None:
     print()
     print(format_details(results["int8 (shipped)"], step_variants))
     print(format_blank_frames(blank_frames))
+    print(format_dark_backdrops(dark_backdrops))
     if "fp32" in results:
         loss = results["fp32"].mean("scenario/full") - results["int8 (shipped)"].mean("scenario/full")
         print(f"IoU lost by int8 against fp32 (set of 4): {loss:+.4f}")
@@ -485,6 +528,7 @@ def main() -> None:
         for name, s in results.items()
     }
     metrics["blank frames (int8)"] = {f"coverage/{key}": float(np.mean(values)) for key, values in blank_frames.items() if values}
+    metrics["dark backdrops (int8)"] = {key: float(np.mean(values)) for key, values in dark_backdrops.iou.items()}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"\nWrote {args.out / 'metrics.json'} and {args.out / 'worst-sets.png'} in {time.monotonic() - start:.0f} s")
 

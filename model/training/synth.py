@@ -163,10 +163,40 @@ def _light_background(rng: np.random.Generator, height: int, width: int) -> NDAr
     return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
 
 
-def _composite(rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.Generator, *, shadow: bool) -> NDArray[np.uint8]:
-    """Paste the kept pixels on a light background with a soft alpha edge and an optional shadow."""
+def _dark_background(rng: np.random.Generator, height: int, width: int) -> NDArray[np.float32]:
+    """Render a dark or colored studio background: black, charcoal, navy, brown or a paper color.
+
+    Sometimes a vertical gradient towards a darker shade, as with _light_background.
+    """
+    dark = [[12, 12, 12], [40, 40, 42], [72, 72, 74], [24, 30, 58], [30, 48, 40], [62, 46, 36]]
+    papers = [[205, 168, 168], [150, 188, 218], [160, 180, 150], [205, 172, 92]]
+    palette = np.array(dark + papers, np.float32)
+    top = palette[rng.integers(len(palette))] + rng.normal(0, 4, 3)
+    if rng.random() < 0.35:
+        bottom = top * rng.uniform(0.5, 0.9)
+        ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+        background = top * (1 - ramp) + bottom * ramp
+        return np.clip(np.broadcast_to(background, (height, width, 3)), 0, 255).astype(np.float32)
+    return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
+
+
+def _backdrop(rng: np.random.Generator, height: int, width: int, dark_rate: float) -> NDArray[np.float32]:
+    """Draw a studio background: dark or colored with probability dark_rate, else light.
+
+    At dark_rate 0 no extra random draw is made, so the views match those drawn before
+    dark backdrops existed (make eval's sets among them).
+    """
+    if dark_rate > 0 and rng.random() < dark_rate:
+        return _dark_background(rng, height, width)
+    return _light_background(rng, height, width)
+
+
+def _composite(
+    rgb: NDArray[np.uint8], keep: NDArray[np.bool_], rng: np.random.Generator, *, shadow: bool, dark_rate: float = 0.0
+) -> NDArray[np.uint8]:
+    """Paste the kept pixels on a studio background with a soft alpha edge and an optional shadow."""
     height, width = keep.shape
-    background = _light_background(rng, height, width)
+    background = _backdrop(rng, height, width, dark_rate)
     alpha_image = Image.fromarray(keep.astype(np.uint8) * 255)
     if shadow:
         dx, dy = rng.integers(-12, 13, 2)
@@ -197,19 +227,24 @@ def _box_around(mask: NDArray[np.bool_], margin: float, rng: np.random.Generator
     )
 
 
-def render_studio(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+# Every renderer takes dark_rate, the share of studio backgrounds that are dark or
+# colored (see _backdrop); the street renderer keeps the photo's own background.
+Rendered = tuple[NDArray[np.uint8], NDArray[np.uint8]]
+
+
+def render_studio(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator, *, dark_rate: float = 0.0) -> Rendered:
     """Cut the person out and place them on a studio background, framed full body or closer."""
     target = codes == TARGET_CODE
     person = photo.labels != BACKGROUND_LABEL
-    rgb = _composite(photo.rgb, person, rng, shadow=rng.random() < 0.5)
+    rgb = _composite(photo.rgb, person, rng, shadow=rng.random() < 0.5, dark_rate=dark_rate)
     box = _box_around(person, rng.uniform(0.03, 0.15), rng)
     if rng.random() < 0.35:
         box = _box_around(target, rng.uniform(0.2, 0.8), rng)
     return _crop(rgb, codes, box)
 
 
-def render_street(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Use the street photo itself, sometimes cropped towards the target."""
+def render_street(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator, *, dark_rate: float = 0.0) -> Rendered:
+    """Use the street photo itself, sometimes cropped towards the target; dark_rate is not used."""
     if rng.random() < 0.5:
         return photo.rgb, codes
     height, width = codes.shape
@@ -217,10 +252,11 @@ def render_street(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generat
     return _crop(photo.rgb, codes, box) if (box[2] - box[0]) * (box[3] - box[1]) > 0.15 * height * width else (photo.rgb, codes)
 
 
-def render_detail(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def render_detail(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator, *, dark_rate: float = 0.0) -> Rendered:
     """Crop a close window centred on a target pixel, from the street or studio rendering."""
     target = codes == TARGET_CODE
-    rgb = photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, photo.labels != BACKGROUND_LABEL, rng, shadow=False)
+    person = photo.labels != BACKGROUND_LABEL
+    rgb = photo.rgb if rng.random() < 0.5 else _composite(photo.rgb, person, rng, shadow=False, dark_rate=dark_rate)
     rows = np.flatnonzero(target.any(axis=1))
     cols = np.flatnonzero(target.any(axis=0))
     span_h, span_w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
@@ -234,27 +270,33 @@ def render_detail(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generat
     return _crop(rgb, codes, (top, left, top + 2 * half_h, left + 2 * half_w))
 
 
-def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Show the target garment alone on a light background, at a varied scale."""
+def render_packshot(photo: Photo, codes: NDArray[np.uint8], rng: np.random.Generator, *, dark_rate: float = 0.0) -> Rendered:
+    """Show the target garment alone on a studio background, at a varied scale."""
     target = codes == TARGET_CODE
-    rgb = _composite(photo.rgb, target, rng, shadow=rng.random() < 0.3)
+    rgb = _composite(photo.rgb, target, rng, shadow=rng.random() < 0.3, dark_rate=dark_rate)
     alone = np.where(target, codes, 0).astype(np.uint8)
     return _crop(rgb, alone, _box_around(target, rng.uniform(0.04, 0.6), rng))
 
 
-def render_empty(rng: np.random.Generator, *, dark: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Render a studio frame with no product: a light background, sometimes with a soft shadow.
+def render_empty(rng: np.random.Generator, *, backdrop: str = "light") -> Rendered:
+    """Render a studio frame with no product: a plain background, sometimes with a soft shadow.
 
     Teaches the network that a photo may show no product at all (a blank upload, an
-    empty backdrop), where it would otherwise mark some region anyway. With dark, the
-    frame is the light one inverted: a dark backdrop, where a shadow becomes a soft
-    light patch. Only make eval uses dark frames, because no training stage shows them.
+    empty backdrop), where it would otherwise mark some region anyway.
 
+    Args:
+        rng: random source.
+        backdrop: "light" for _light_background; "dark" for _dark_background (dark or
+            colored paper, as training's dark backdrops); "inverted" for the light frame
+            inverted, a near-black backdrop where a shadow becomes a soft light patch,
+            which make eval shows and training does not.
     Returns:
         (H, W, 3) uint8 RGB and an all-zero (H, W) uint8 code map, H and W in 240-480.
     """
+    if backdrop not in ("light", "dark", "inverted"):
+        raise ValueError(f"backdrop must be light, dark or inverted, not {backdrop!r}")
     height, width = (int(side) for side in rng.integers(240, 481, 2))
-    background = _light_background(rng, height, width)
+    background = _dark_background(rng, height, width) if backdrop == "dark" else _light_background(rng, height, width)
     if rng.random() < 0.5:
         blob = np.zeros((height, width), np.uint8)
         cy, cx = int(rng.integers(height)), int(rng.integers(width))
@@ -263,7 +305,7 @@ def render_empty(rng: np.random.Generator, *, dark: bool = False) -> tuple[NDArr
         blob[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 255
         soft = np.asarray(Image.fromarray(blob).filter(ImageFilter.GaussianBlur(rng.uniform(10, 30))), np.float32) / 255.0
         background *= 1.0 - rng.uniform(0.05, 0.2) * soft[..., None]
-    if dark:
+    if backdrop == "inverted":
         background = 255.0 - background
     background += rng.normal(0, rng.uniform(0, 3), background.shape).astype(np.float32)
     return np.clip(background, 0, 255).astype(np.uint8), np.zeros((height, width), np.uint8)
@@ -337,7 +379,13 @@ def choose_view_types(rng: np.random.Generator) -> list[str]:
 
 
 def render_views(
-    photo: Photo, target_label: int, view_types: list[str], rng: np.random.Generator, *, decoy_labels: Collection[int] = ()
+    photo: Photo,
+    target_label: int,
+    view_types: list[str],
+    rng: np.random.Generator,
+    *,
+    decoy_labels: Collection[int] = (),
+    dark_rate: float = 0.0,
 ) -> list[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
     """Render the views of one set at the photo's resolution.
 
@@ -350,6 +398,7 @@ def render_views(
         view_types: names from VIEW_TYPES.
         rng: random source.
         decoy_labels: CCP labels marked DECOY_CODE in the code maps.
+        dark_rate: share of studio backgrounds that are dark or colored (_backdrop).
     Returns:
         One ((H, W, 3) uint8 RGB, (H, W) uint8 code map) pair per view type.
     """
@@ -361,7 +410,7 @@ def render_views(
         if repeated and views:
             views.append(views[0])
         else:
-            views.append(jitter_view(*RENDERERS[view_type](photo, codes, rng), rng))
+            views.append(jitter_view(*RENDERERS[view_type](photo, codes, rng, dark_rate=dark_rate), rng))
     return views
 
 
@@ -376,6 +425,7 @@ def synthesize_set(
     full_set_rate: float = 0.0,
     empty_view_rate: float = 0.0,
     busy_empty_rate: float = 0.0,
+    dark_backdrop_rate: float = 0.0,
 ) -> ProductSet | None:
     """Build one product set from one photo.
 
@@ -395,6 +445,9 @@ def synthesize_set(
         busy_empty_rate: share of those frames cut from the street photo's background
             (render_background_crop) instead of a studio backdrop; when no box without
             the person is found, the studio backdrop is used.
+        dark_backdrop_rate: share of studio backgrounds, of product views and of
+            product-free frames alike, that are dark or colored instead of light. At 0
+            no extra random draw is made, as with full_set_rate.
     Returns:
         The set, or None when the photo has no garment large enough.
     """
@@ -415,14 +468,15 @@ def synthesize_set(
     masks = np.zeros((MAX_VIEWS, size, size), bool)
     others = np.zeros((MAX_VIEWS, size, size), bool)
     valid = np.zeros(MAX_VIEWS, bool)
-    rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments)
+    rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments, dark_rate=dark_backdrop_rate)
     if empty_view_rate > 0 and rng.random() < empty_view_rate:
         slot = int(rng.integers(len(types)))
         frame = None
         if busy_empty_rate > 0 and rng.random() < busy_empty_rate:
             frame = render_background_crop(photo, rng)
         if frame is None:
-            frame = render_empty(rng)
+            dark = dark_backdrop_rate > 0 and rng.random() < dark_backdrop_rate
+            frame = render_empty(rng, backdrop="dark" if dark else "light")
         rendered[slot] = jitter_view(*frame, rng)
         types = [*types[:slot], "empty", *types[slot + 1 :]]
     for slot, (rgb, codes) in enumerate(rendered):

@@ -58,9 +58,11 @@ class SetStream(torch.utils.data.IterableDataset):
         full_set_rate: float,
         empty_view_rate: float,
         busy_empty_rate: float = 0.0,
+        dark_backdrop_rate: float = 0.0,
     ) -> None:
         self.dataset_dir, self.ids, self.sizes, self.batch, self.seed = dataset_dir, ids, sizes, batch, seed
         self.full_set_rate, self.empty_view_rate, self.busy_empty_rate = full_set_rate, empty_view_rate, busy_empty_rate
+        self.dark_backdrop_rate = dark_backdrop_rate
 
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
@@ -80,6 +82,7 @@ class SetStream(torch.utils.data.IterableDataset):
                 full_set_rate=self.full_set_rate,
                 empty_view_rate=self.empty_view_rate,
                 busy_empty_rate=self.busy_empty_rate,
+                dark_backdrop_rate=self.dark_backdrop_rate,
             )
             if product is None:
                 continue
@@ -168,6 +171,12 @@ def main() -> None:
         default=0.0,
         help="share of the product-free views cut from the street photo's background instead of a studio backdrop",
     )
+    parser.add_argument(
+        "--dark-backdrop-rate",
+        type=float,
+        default=0.0,
+        help="share of studio backgrounds (product views and product-free frames) that are dark or colored",
+    )
     parser.add_argument("--ema", type=float, default=0.0, help="decay of the weight average saved as the checkpoint (0: none)")
     args = parser.parse_args()
     args.sizes = [int(side) for side in args.sizes.split(",")] if args.sizes else [args.size]
@@ -187,7 +196,15 @@ def main() -> None:
 
     train_ids, _ = split_ids(args.dataset)
     stream = SetStream(
-        args.dataset, train_ids, args.sizes, args.batch, args.seed, args.full_set_rate, args.empty_view_rate, args.busy_empty_rate
+        args.dataset,
+        train_ids,
+        args.sizes,
+        args.batch,
+        args.seed,
+        args.full_set_rate,
+        args.empty_view_rate,
+        args.busy_empty_rate,
+        args.dark_backdrop_rate,
     )
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
     net = SetSegNet(args.width, prior=args.prior)
@@ -293,6 +310,7 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "full_set_rate": args.full_set_rate,
         "empty_view_rate": args.empty_view_rate,
         "busy_empty_rate": args.busy_empty_rate,
+        "dark_backdrop_rate": args.dark_backdrop_rate,
         "ema": args.ema,
         "folded_batch_norm": args.folded_batch_norm,
     }

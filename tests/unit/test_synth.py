@@ -1,8 +1,9 @@
 """Training-set synthesis on a drawn stand-in photo (no dataset needed)."""
 
 import numpy as np
+import pytest
 
-from model.training.synth import MAX_VIEWS, Photo, render_background_crop, render_empty, synthesize_set
+from model.training.synth import MAX_VIEWS, TARGET_CODE, Photo, render_background_crop, render_empty, render_packshot, synthesize_set
 
 SIZE = 64
 TOP, TROUSERS = 5, 7
@@ -92,12 +93,71 @@ def test_busy_empty_frame_from_background() -> None:
     assert frame.mean() < 200
 
 
-def test_render_empty_dark_inverts_light() -> None:
+def test_render_empty_inverted_inverts_light() -> None:
     light, _ = render_empty(np.random.default_rng(5))
-    dark, codes = render_empty(np.random.default_rng(5), dark=True)
+    dark, codes = render_empty(np.random.default_rng(5), backdrop="inverted")
 
     assert dark.shape == light.shape
     assert not codes.any()
     assert dark.mean() < 100
     # Same draws, inverted before noise with a standard deviation of at most 3 levels is added.
     assert np.abs(255.0 - light.astype(np.float32) - dark.astype(np.float32)).mean() < 6
+
+
+def _is_light(pixel: np.ndarray) -> bool:
+    """True for a near-white, low-saturation pixel such as _light_background draws."""
+    return bool(pixel.min() > 200 and pixel.max() - pixel.min() < 30)
+
+
+def test_render_empty_dark_is_dark_or_colored() -> None:
+    for seed in range(12):
+        rgb, codes = render_empty(np.random.default_rng(seed), backdrop="dark")
+
+        assert not codes.any()
+        assert not _is_light(rgb.reshape(-1, 3).mean(axis=0))
+
+
+def test_render_empty_rejects_unknown_backdrop() -> None:
+    with pytest.raises(ValueError, match="light, dark or inverted"):
+        render_empty(np.random.default_rng(0), backdrop="black")
+
+
+def test_packshot_dark_rate_one_changes_only_the_background() -> None:
+    photo = person_photo()
+    codes = np.where(photo.labels == TOP, TARGET_CODE, 0).astype(np.uint8)
+
+    for seed in range(8):
+        light_rgb, light_codes = render_packshot(photo, codes, np.random.default_rng(seed))
+        dark_rgb, dark_codes = render_packshot(photo, codes, np.random.default_rng(seed), dark_rate=1.0)
+
+        assert _is_light(light_rgb[0, 0])
+        assert not _is_light(dark_rgb[0, 0])
+        # The product keeps its red, well inside the soft alpha edge.
+        inside = dark_codes == TARGET_CODE
+        inside[:2], inside[-2:], inside[:, :2], inside[:, -2:] = False, False, False, False
+        assert np.abs(dark_rgb[inside].astype(int) - (200, 30, 30)).max(axis=1).mean() < 20
+        assert light_codes.any()
+
+
+def test_dark_backdrop_rate_zero_draws_no_extra_numbers() -> None:
+    plain = synthesize_set(person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(4), empty_view_rate=0.5)
+    with_option = synthesize_set(
+        person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(4), empty_view_rate=0.5, dark_backdrop_rate=0.0
+    )
+
+    assert plain is not None
+    assert with_option is not None
+    np.testing.assert_array_equal(plain.images, with_option.images)
+
+
+def test_dark_backdrop_rate_one_darkens_studio_views() -> None:
+    product = synthesize_set(
+        person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(6), view_types=["packshot", "studio"], dark_backdrop_rate=1.0
+    )
+
+    assert product is not None
+    for slot in range(2):
+        view = product.images[slot]
+        # Letterboxing pads with pure white; the median of the other pixels is the backdrop.
+        content = view[(view != 255).any(axis=2)]
+        assert not _is_light(np.median(content, axis=0))
