@@ -37,6 +37,9 @@ DOUBTFUL_MAX_FRACTION = 0.95
 # NOTE: this fixed constant does not follow MemorySize, so lower it when MemorySize is lowered.
 MAX_REQUEST_PIXELS = 64_000_000
 """Largest accepted sum of width x height over a request's photos, read from their headers."""
+MIN_IMAGE_SIDE = 32
+"""Shortest accepted photo side in pixels. An icon or a broken thumbnail has too few pixels for a
+meaningful mask or colors, so it is rejected rather than answered."""
 
 _model_logged = False
 
@@ -244,15 +247,28 @@ def check_total_pixels(sources: Sequence[payload.ImageSource], encoded: Sequence
 
 
 def decode_photo(data: bytes, source: payload.ImageSource) -> NDArray[np.uint8]:
-    """Decode one photo, translating the decoder's errors into API errors that name the photo."""
+    """Decode one photo, translating the decoder's errors into API errors that name the photo.
+
+    Raises:
+        ImageTooLargeError, ImageNotDecodableError: from the decoder.
+        ImageTooSmallError: a side of the photo is under MIN_IMAGE_SIDE pixels.
+    """
     try:
-        return imaging.decode_image(data)
+        image = imaging.decode_image(data)
     except imaging.ImageTooLargeError as err:
         raise errors.ImageTooLargeError(err.describe(sentence_start(source.label)), image_index=source.index) from err
     except imaging.UndecodableImageError as err:
         raise errors.ImageNotDecodableError(
             f"{sentence_start(source.label)} could not be decoded: {err}", image_index=source.index
         ) from err
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise errors.ImageTooSmallError(
+            f"{sentence_start(source.label)} is {width} x {height} pixels; photos at least {MIN_IMAGE_SIDE} pixels "
+            "wide and high are accepted. Send the full-size photo, not a thumbnail or icon.",
+            image_index=source.index,
+        )
+    return image
 
 
 def sentence_start(text: str) -> str:

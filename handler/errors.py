@@ -84,6 +84,13 @@ class ImageNotDecodableError(ApiError):
     code = "image_not_decodable"
 
 
+class ImageTooSmallError(ApiError):
+    """A photo is narrower or shorter than the handler's minimum side (app.MIN_IMAGE_SIDE)."""
+
+    status_code = 400
+    code = "image_too_small"
+
+
 class ImageTooLargeError(ApiError):
     """A photo exceeds the byte or pixel limit, or the request's photos together exceed the pixel limit."""
 

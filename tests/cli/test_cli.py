@@ -73,6 +73,16 @@ def test_segment_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nope.jpg not found" in capsys.readouterr().err
 
 
+def test_segment_tiny_photo_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "icon.png")
+
+    code = cli.main(["segment", str(tmp_path / "icon.png"), "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert "8 x 8 pixels" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
 def test_segment_unknown_category_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["segment", str(SAMPLES_DIR / "front.jpg"), "--out", str(tmp_path), "--category", "spaceship"])
 

@@ -388,6 +388,34 @@ def test_api_total_pixels_over_limit_413(lambda_context: Any, monkeypatch: pytes
     assert f"{app.MAX_REQUEST_PIXELS / 1e6:.0f} MP are accepted per request" in error["message"]
 
 
+def test_api_photo_under_min_side_rejected_nothing_written(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a request whose second photo is 64 x 8 pixels: wide enough, too short
+    icon = base64.b64encode(flat_png(64, app.MIN_IMAGE_SIDE // 4)).decode()
+
+    # WHEN it is sent
+    result = lambda_handler(api_json({"images": [FRONT_B64, icon]}), lambda_context)
+
+    # THEN it is rejected naming the photo, its size and the minimum, and nothing is written
+    error = json.loads(result["body"])["error"]
+    assert result["statusCode"] == 400
+    assert error["code"] == "image_too_small"
+    assert error["image_index"] == 1
+    assert error["message"].startswith(f"Image at index 1 is 64 x {app.MIN_IMAGE_SIDE // 4} pixels")
+    assert f"at least {app.MIN_IMAGE_SIDE} pixels" in error["message"]
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_api_photo_at_min_side_accepted(lambda_context: Any) -> None:
+    side = app.MIN_IMAGE_SIDE
+    square = base64.b64encode(flat_png(side, side)).decode()
+
+    result = lambda_handler(api_json({"images": [square]}), lambda_context)
+
+    assert result["statusCode"] == 200
+    image = json.loads(result["body"])["images"][0]
+    assert (image["width"], image["height"]) == (side, side)
+
+
 def test_api_photo_over_limit_named_by_index(lambda_context: Any) -> None:
     big = base64.b64encode(flat_png(8000, 7000)).decode()
 
