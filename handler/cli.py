@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(batch, category=False)
     batch.set_defaults(run=run_batch)
 
-    invoke = commands.add_parser("invoke", help="run the Lambda handler on an event file and print the response")
+    invoke = commands.add_parser("invoke", help="run the Lambda handler on an event file; print the response, or save it with --out")
     invoke.add_argument("event", type=Path, help="event JSON file, for example events/direct.json")
     invoke.add_argument(
         "--out",
