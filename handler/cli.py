@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     segment = commands.add_parser("segment", help="segment 1 to 4 photos of one product")
     segment.add_argument("images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP)")
     segment.add_argument("--out", required=True, type=Path, help="output folder, created if missing")
+    segment.add_argument(
+        "--product-id",
+        type=parse_product_id_option,
+        default=None,
+        help="product id written to result.json (default: the name of the --out folder)",
+    )
     add_options(segment)
     segment.set_defaults(run=run_segment)
 
@@ -154,6 +160,14 @@ def parse_threshold_option(text: str) -> float:
         raise argparse.ArgumentTypeError(err.message) from err
 
 
+def parse_product_id_option(text: str) -> str:
+    """Check --product-id with the same rule as the API's product ids."""
+    try:
+        return payload.parse_product_id(text)
+    except errors.ApiError as err:
+        raise argparse.ArgumentTypeError(err.message) from err
+
+
 def parse_category_option(text: str) -> str | None:
     """Resolve --category to a vocabulary name, so that an unknown value stops the command early."""
     try:
@@ -165,7 +179,9 @@ def parse_category_option(text: str) -> str | None:
 def run_segment(args: argparse.Namespace) -> int:
     """Segment one product's photos into args.out."""
     check_out_folder(args.out)
-    segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=args.out.name)
+    # resolve() names the folder that "." or ".." stands for.
+    product_id = args.product_id or args.out.resolve().name
+    segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=product_id)
     write_outputs(args.out, segment)
     print(args.out / "result.json")
     return EXIT_OK

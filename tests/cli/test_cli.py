@@ -73,6 +73,25 @@ def test_segment_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nope.jpg not found" in capsys.readouterr().err
 
 
+def test_segment_product_id_from_out_folder_or_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "shirt-42"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+
+    assert cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", "."]) == 0
+    assert json.loads((folder / "result.json").read_text())["product_id"] == "shirt-42"
+
+    assert cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", ".", "--product-id", "sku.7"]) == 0
+    assert json.loads((folder / "result.json").read_text())["product_id"] == "sku.7"
+
+
+def test_segment_bad_product_id_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", str(tmp_path), "--product-id", "my product!"])
+
+    assert code == 2
+    assert "'my product!' is invalid" in capsys.readouterr().err
+
+
 def test_segment_tiny_photo_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "icon.png")
 
