@@ -148,6 +148,23 @@ TARGET_CODE = 1
 DECOY_CODE = 2
 
 
+def _chance(rng: np.random.Generator, rate: float) -> bool:
+    """Return True with probability rate.
+
+    At rate 0 no number is drawn, so an option left at 0 keeps every later draw, and the
+    sets drawn before the option existed, unchanged.
+    """
+    return rate > 0 and rng.random() < rate
+
+
+def _paint(top: NDArray[np.float64], bottom: NDArray[np.float64] | None, height: int, width: int) -> NDArray[np.float32]:
+    """Fill an (H, W, 3) float32 background, 0-255: plain top, or a vertical gradient from top to bottom."""
+    if bottom is None:
+        return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32)
+    ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    return np.clip(np.broadcast_to(top * (1 - ramp) + bottom * ramp, (height, width, 3)), 0, 255).astype(np.float32)
+
+
 def _light_background(rng: np.random.Generator, height: int, width: int) -> NDArray[np.float32]:
     """Render a plain studio background: white, grey, beige or a vertical gradient."""
     palette = np.array(
@@ -155,12 +172,8 @@ def _light_background(rng: np.random.Generator, height: int, width: int) -> NDAr
         np.float32,
     )
     top = palette[rng.integers(len(palette))] + rng.normal(0, 4, 3)
-    if rng.random() < 0.35:
-        bottom = palette[rng.integers(len(palette))] - rng.uniform(0, 30)
-        ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-        background = top * (1 - ramp) + bottom * ramp
-        return np.clip(np.broadcast_to(background, (height, width, 3)), 0, 255).astype(np.float32)
-    return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
+    bottom = palette[rng.integers(len(palette))] - rng.uniform(0, 30) if rng.random() < 0.35 else None
+    return _paint(top, bottom, height, width)
 
 
 def _dark_background(rng: np.random.Generator, height: int, width: int) -> NDArray[np.float32]:
@@ -172,21 +185,13 @@ def _dark_background(rng: np.random.Generator, height: int, width: int) -> NDArr
     papers = [[205, 168, 168], [150, 188, 218], [160, 180, 150], [205, 172, 92]]
     palette = np.array(dark + papers, np.float32)
     top = palette[rng.integers(len(palette))] + rng.normal(0, 4, 3)
-    if rng.random() < 0.35:
-        bottom = top * rng.uniform(0.5, 0.9)
-        ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-        background = top * (1 - ramp) + bottom * ramp
-        return np.clip(np.broadcast_to(background, (height, width, 3)), 0, 255).astype(np.float32)
-    return np.clip(np.broadcast_to(top, (height, width, 3)), 0, 255).astype(np.float32).copy()
+    bottom = top * rng.uniform(0.5, 0.9) if rng.random() < 0.35 else None
+    return _paint(top, bottom, height, width)
 
 
 def _backdrop(rng: np.random.Generator, height: int, width: int, dark_rate: float) -> NDArray[np.float32]:
-    """Draw a studio background: dark or colored with probability dark_rate, else light.
-
-    At dark_rate 0 no extra random draw is made, so the views match those drawn before
-    dark backdrops existed (make eval's sets among them).
-    """
-    if dark_rate > 0 and rng.random() < dark_rate:
+    """Draw a studio background: dark or colored with probability dark_rate (_chance), else light."""
+    if _chance(rng, dark_rate):
         return _dark_background(rng, height, width)
     return _light_background(rng, height, width)
 
@@ -459,7 +464,7 @@ def synthesize_set(
         target_label = garments[int(rng.choice(len(garments), p=weights / weights.sum()))][0]
     if view_types is not None:
         types = view_types
-    elif full_set_rate > 0 and rng.random() < full_set_rate:
+    elif _chance(rng, full_set_rate):
         types = [str(v) for v in rng.permutation(VIEW_TYPES)]
     else:
         types = choose_view_types(rng)
@@ -469,14 +474,13 @@ def synthesize_set(
     others = np.zeros((MAX_VIEWS, size, size), bool)
     valid = np.zeros(MAX_VIEWS, bool)
     rendered = render_views(photo, target_label, types, rng, decoy_labels=other_garments, dark_rate=dark_backdrop_rate)
-    if empty_view_rate > 0 and rng.random() < empty_view_rate:
+    if _chance(rng, empty_view_rate):
         slot = int(rng.integers(len(types)))
         frame = None
-        if busy_empty_rate > 0 and rng.random() < busy_empty_rate:
+        if _chance(rng, busy_empty_rate):
             frame = render_background_crop(photo, rng)
         if frame is None:
-            dark = dark_backdrop_rate > 0 and rng.random() < dark_backdrop_rate
-            frame = render_empty(rng, backdrop="dark" if dark else "light")
+            frame = render_empty(rng, backdrop="dark" if _chance(rng, dark_backdrop_rate) else "light")
         rendered[slot] = jitter_view(*frame, rng)
         types = [*types[:slot], "empty", *types[slot + 1 :]]
     for slot, (rgb, codes) in enumerate(rendered):
