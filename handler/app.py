@@ -39,7 +39,7 @@ MAX_REQUEST_PIXELS = 64_000_000
 """Largest accepted sum of width x height over a request's photos, read from their headers."""
 MIN_IMAGE_SIDE = 32
 """Shortest accepted photo side in pixels. An icon or a broken thumbnail has too few pixels for a
-meaningful mask or colors, so it is rejected rather than answered."""
+meaningful mask or colors, so it is rejected rather than segmented."""
 
 _model_logged = False
 

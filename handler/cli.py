@@ -179,7 +179,7 @@ def parse_category_option(text: str) -> str | None:
 def run_segment(args: argparse.Namespace) -> int:
     """Segment one product's photos into args.out."""
     check_out_folder(args.out)
-    # resolve() names the folder that "." or ".." stands for.
+    # resolve() turns "." or ".." into the folder's own name.
     product_id = args.product_id or args.out.resolve().name
     segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=product_id)
     write_outputs(args.out, segment)

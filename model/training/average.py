@@ -24,11 +24,13 @@ def blend_states(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]
     must have the same keys and shapes.
     """
     if first.keys() != second.keys():
-        raise ValueError(f"the checkpoints hold different tensors: {sorted(first.keys() ^ second.keys())}")
+        raise ValueError(f"the checkpoints contain different tensors: {sorted(first.keys() ^ second.keys())}")
     blended = {}
     for name, value in second.items():
         if first[name].shape != value.shape:
-            raise ValueError(f"{name}: shape {tuple(first[name].shape)} against {tuple(value.shape)}")
+            raise ValueError(
+                f"tensor {name} has shape {tuple(first[name].shape)} in the first checkpoint, {tuple(value.shape)} in the second"
+            )
         blended[name] = (1.0 - weight) * first[name] + weight * value if value.is_floating_point() else value.clone()
     return blended
 

@@ -11,8 +11,9 @@ come from the context alone. The model's maps then go through the same steps
 as in the service: the color consensus (handler.consensus) and the edge-aware
 refinement (handler.refine). Frames with no product (light, dark, street
 background) are also segmented alone and in a set, to measure what the model
-marks where there is nothing to find, and the studio and packshot views are
-rendered again on dark or colored backdrops. Seeds are fixed: the same model gives the same figures.
+marks where there is nothing to find. The studio and packshot views are also
+rendered again on dark or colored backdrops. Seeds are fixed: the same model
+gives the same figures.
 
 Writes out/eval/metrics.json and out/eval/worst-sets.png. Both derive from
 the dataset photos, so out/ is ignored by git and never committed.
@@ -315,10 +316,10 @@ def evaluate_blank_frames(model: OnnxSetModel, cases: list[EvalCase], upsample: 
 
     Three kinds of frame are drawn for each case with a seed per photo. A "light" frame
     comes from synth.render_empty: a light studio background, sometimes with a soft
-    shadow. A "dark" frame is render_empty's inverted variant, a near-black backdrop,
-    which training does not show as such (stage 7 trains on synth._dark_background's
-    papers, which include black and charcoal). A "busy" frame comes from synth.render_background_crop: a window of the
-    case's own street photo with no person in it (skipped when none is found). Each
+    shadow. A "dark" frame is render_empty's inverted variant, a near-black backdrop.
+    Training does not show that frame as such, although stage 7 trains on
+    synth._dark_background's papers, which include black and charcoal. A "busy" frame
+    comes from synth.render_background_crop: a window of the case's own street photo with no person in it (skipped when none is found). Each
     frame is segmented alone, and as the fourth view of a set with the case's studio,
     detail and packshot views.
 
@@ -352,13 +353,13 @@ def evaluate_dark_backdrops(model: OnnxSetModel, cases: list[EvalCase], upsample
         Scores with IoU under "dark/<view>/alone" and "dark/<view>/in-set".
     """
     scores = Scores()
-    kept = [EVAL_VIEWS.index(name) for name in EVAL_VIEWS if name not in DARK_VIEWS]
+    own_background = [EVAL_VIEWS.index(name) for name in EVAL_VIEWS if name not in DARK_VIEWS]
     for case in cases:
         rng = np.random.default_rng(seed * 100_003 + int(case.photo_id) + 17)
         rendered = render_views(case.photo, case.target_label, list(DARK_VIEWS), rng, dark_rate=1.0)
         views = [view for view, _ in rendered]
         truths = [codes == TARGET_CODE for _, codes in rendered]
-        in_set = segment_views(model, views + [case.views[i] for i in kept], 0, upsample)
+        in_set = segment_views(model, views + [case.views[i] for i in own_background], 0, upsample)
         for name, view, truth, in_set_mask in zip(DARK_VIEWS, views, truths, in_set[: len(DARK_VIEWS)], strict=True):
             (alone,) = segment_views(model, [view], 0, upsample)
             scores.add(f"dark/{name}/alone", alone, truth)

@@ -291,10 +291,10 @@ def render_empty(rng: np.random.Generator, *, backdrop: str = "light") -> Render
 
     Args:
         rng: random source.
-        backdrop: "light" for _light_background; "dark" for _dark_background (dark or
-            colored paper, as training's dark backdrops); "inverted" for the light frame
-            inverted, a near-black backdrop where a shadow becomes a soft light patch,
-            which make eval shows and training does not.
+        backdrop: "light" for _light_background; "dark" for _dark_background, the dark
+            or colored paper of training's dark backdrops; "inverted" for the light frame
+            inverted. The inverted frame is a near-black backdrop on which a shadow becomes
+            a soft light patch. make eval shows it, and training does not.
     Returns:
         (H, W, 3) uint8 RGB and an all-zero (H, W) uint8 code map, H and W in 240-480.
     """

@@ -73,7 +73,7 @@ def test_segment_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nope.jpg not found" in capsys.readouterr().err
 
 
-def test_segment_product_id_from_out_folder_or_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_segment_product_id_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "shirt-42"
     folder.mkdir()
     monkeypatch.chdir(folder)

@@ -93,7 +93,7 @@ def test_busy_empty_frame_from_background() -> None:
     assert frame.mean() < 200
 
 
-def test_render_empty_inverted_inverts_light() -> None:
+def test_inverted_empty_mirrors_light() -> None:
     light, _ = render_empty(np.random.default_rng(5))
     dark, codes = render_empty(np.random.default_rng(5), backdrop="inverted")
 
@@ -105,11 +105,11 @@ def test_render_empty_inverted_inverts_light() -> None:
 
 
 def _is_light(pixel: np.ndarray) -> bool:
-    """True for a near-white, low-saturation pixel such as _light_background draws."""
+    """Return True for a near-white, low-saturation pixel such as _light_background draws."""
     return bool(pixel.min() > 200 and pixel.max() - pixel.min() < 30)
 
 
-def test_render_empty_dark_is_dark_or_colored() -> None:
+def test_dark_empty_not_light() -> None:
     for seed in range(12):
         rgb, codes = render_empty(np.random.default_rng(seed), backdrop="dark")
 
@@ -117,12 +117,12 @@ def test_render_empty_dark_is_dark_or_colored() -> None:
         assert not _is_light(rgb.reshape(-1, 3).mean(axis=0))
 
 
-def test_render_empty_rejects_unknown_backdrop() -> None:
+def test_empty_unknown_backdrop_rejected() -> None:
     with pytest.raises(ValueError, match="light, dark or inverted"):
         render_empty(np.random.default_rng(0), backdrop="black")
 
 
-def test_packshot_dark_rate_one_changes_only_the_background() -> None:
+def test_dark_packshot_keeps_product() -> None:
     photo = person_photo()
     codes = np.where(photo.labels == TOP, TARGET_CODE, 0).astype(np.uint8)
 
@@ -132,14 +132,15 @@ def test_packshot_dark_rate_one_changes_only_the_background() -> None:
 
         assert _is_light(light_rgb[0, 0])
         assert not _is_light(dark_rgb[0, 0])
-        # The product keeps its red, well inside the soft alpha edge.
+        # Away from the frame's border the product keeps its red on average; only its soft
+        # alpha edge mixes in some of the backdrop.
         inside = dark_codes == TARGET_CODE
         inside[:2], inside[-2:], inside[:, :2], inside[:, -2:] = False, False, False, False
         assert np.abs(dark_rgb[inside].astype(int) - (200, 30, 30)).max(axis=1).mean() < 20
         assert light_codes.any()
 
 
-def test_dark_backdrop_rate_zero_draws_no_extra_numbers() -> None:
+def test_dark_rate_zero_draws_nothing() -> None:
     plain = synthesize_set(person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(4), empty_view_rate=0.5)
     with_option = synthesize_set(
         person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(4), empty_view_rate=0.5, dark_backdrop_rate=0.0
@@ -150,7 +151,7 @@ def test_dark_backdrop_rate_zero_draws_no_extra_numbers() -> None:
     np.testing.assert_array_equal(plain.images, with_option.images)
 
 
-def test_dark_backdrop_rate_one_darkens_studio_views() -> None:
+def test_dark_rate_one_darkens_views() -> None:
     product = synthesize_set(
         person_photo(), LABEL_CATEGORIES, SIZE, np.random.default_rng(6), view_types=["packshot", "studio"], dark_backdrop_rate=1.0
     )
