@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 
 from handler.color_space import (
     FAMILIES,
@@ -440,6 +442,62 @@ def test_product_colors_frame_edge_kept() -> None:
 
     assert len(colors) == 1
     assert delta_e_to(colors[0], "#c8102e") < SINGLE_COLOR_DELTA_E
+
+
+def palette_dithered(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Repaint an RGB image with the 216-color web palette and Floyd-Steinberg dithering, as a GIF would."""
+    paletted = Image.fromarray(image).convert("P", palette=Image.Palette.WEB, dither=Image.Dither.FLOYDSTEINBERG)
+    return np.asarray(paletted.convert("RGB"))
+
+
+def jpeg_round_trip(image: NDArray[np.uint8], quality: int = 85) -> NDArray[np.uint8]:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def test_product_colors_dithered_palette_image() -> None:
+    # GIVEN a plum and mustard product saved as a dithered palette image: no palette
+    # entry is near plum or mustard, so each half is a mix of several entries
+    built = solid("#ffffff", 400, 300)
+    built[50:200, 50:250] = rgb_of("#803c8c")
+    built[200:350, 50:250] = rgb_of("#c8aa3c")
+    mask = np.zeros((400, 300), dtype=bool)
+    mask[50:350, 50:250] = True
+
+    colors = product_colors([palette_dithered(built)], [mask])
+
+    assert len(colors) == 2
+    for hex_color in ("#803c8c", "#c8aa3c"):
+        found = find_color(colors, hex_color)
+        assert found is not None, f"{hex_color} not found in {[c.hex for c in colors]}"
+        assert abs(found.percentage - 50) <= SHARE_TOLERANCE
+
+
+def test_product_colors_dithered_thin_strap() -> None:
+    # GIVEN a dithered plum strap 4 px wide on white: every window around a strap pixel
+    # reaches the white background
+    built = solid("#ffffff", 200, 200)
+    built[:, 98:102] = rgb_of("#803c8c")
+    mask = np.zeros((200, 200), dtype=bool)
+    mask[:, 98:102] = True
+
+    colors = product_colors([palette_dithered(built)], [mask])
+
+    assert len(colors) == 1
+    assert delta_e_to(colors[0], "#803c8c") < SAME_COLOR_DELTA_E
+
+
+def test_product_colors_jpeg_sharp_stripes() -> None:
+    # GIVEN navy and gold stripes 5 px wide saved as JPEG. Ringing at the stripe edges
+    # makes them look dithered, but window means would add navy-gold blends.
+    image = jpeg_round_trip(vertical_stripes([("#1f2a44", 5), ("#d4af37", 5)]))
+
+    colors = product_colors([image], [full_mask(image)])
+
+    assert len(colors) == 2
+    assert [c.percentage for c in colors] == pytest.approx([50, 50], abs=SHARE_TOLERANCE)
+    assert find_color(colors, "#d4af37") is not None
 
 
 def test_product_colors_empty_masks_empty_tuple() -> None:
