@@ -28,7 +28,9 @@ _PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}
 """PNG color type by channel count: grayscale, truecolor, truecolor with alpha."""
 
 # Pillow raises these for truncated or malformed files, depending on the format plugin.
-_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError)
+# Pillow's plugins raise NotImplementedError for format variants they do not read, such as a DDS
+# file with unknown pixel-format flags.
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, NotImplementedError)
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 

@@ -17,6 +17,7 @@ from handler.imaging import (
     decode_image,
     encode_png,
     make_cutout,
+    read_image_size,
     to_rgb_array,
 )
 
@@ -257,6 +258,25 @@ def test_decode_image_truncated_jpeg_raises() -> None:
 
     assert "damaged or truncated" in str(caught.value)
     assert "object at" not in str(caught.value)
+
+
+def dds_with_unknown_pixel_format(side: int = 64) -> bytes:
+    """Build a DDS file whose pixel-format flags name no format Pillow knows."""
+    header = struct.pack("<4sIIIIIII44s", b"DDS ", 124, 0x1007, side, side, 0, 0, 0, bytes(44))
+    pixel_format = struct.pack("<II4sIIIII", 32, 0x20000000, bytes(4), 0, 0, 0, 0, 0)
+    caps = struct.pack("<IIIII", 0x1000, 0, 0, 0, 0)
+    return header + pixel_format + caps + bytes(side * side * 4)
+
+
+def test_decode_image_unsupported_dds_variant_raises() -> None:
+    with pytest.raises(UndecodableImageError) as caught:
+        decode_image(dds_with_unknown_pixel_format())
+
+    assert_names_accepted_formats(str(caught.value))
+
+
+def test_read_image_size_unsupported_dds_variant() -> None:
+    assert read_image_size(dds_with_unknown_pixel_format()) is None
 
 
 def test_decode_image_over_pixel_limit_raises() -> None:
