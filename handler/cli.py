@@ -423,6 +423,9 @@ def read_file(path: Path, *, description: str, image_index: int | None = None) -
         raise CliError(f"{description} {path} not found", image_index=image_index) from err
     except OSError as err:
         raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
+    except ValueError as err:
+        # pathlib raises ValueError for a path with a NUL character, which no file system accepts.
+        raise CliError(f"invalid {description} path {str(path)!r}: {err}", image_index=image_index) from err
 
 
 def read_json(path: Path, *, description: str) -> Any:

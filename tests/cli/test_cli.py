@@ -154,6 +154,21 @@ def test_batch_missing_photo_error_names_index(tmp_path: Path) -> None:
     assert error["image_index"] == 1
 
 
+def test_batch_nul_in_photo_path_fails_own_set(tmp_path: Path) -> None:
+    manifest = tmp_path / "sets.json"
+    detail = str(SAMPLES_DIR / "detail.jpg")
+    manifest.write_text(json.dumps([{"id": "nul", "images": ["fr\u0000ont.jpg"]}, {"id": "after", "images": [detail]}]))
+    out = tmp_path / "out"
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    assert code == 1
+    error = json.loads((out / "nul" / "error.json").read_text())["error"]
+    assert "invalid photo path" in error["message"]
+    assert error["image_index"] == 0
+    assert (out / "after" / "result.json").is_file()
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
