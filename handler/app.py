@@ -184,8 +184,13 @@ def segment_request(segment: payload.SegmentRequest, *, colors: bool = True) -> 
         ImageTooLargeError: the photos' headers add up to more than MAX_REQUEST_PIXELS, checked
             before any photo is decoded, or one photo is over the decoder's own limit.
         ModelError: the model could not be loaded or onnxruntime failed while running it.
+        InvalidRequestError: storing the results would overwrite or delete one of the photos.
         ApiError: any other unreadable or undecodable photo, or a pipeline argument out of range.
     """
+    bucket = results_bucket(segment)
+    if bucket is not None:
+        results.check_inputs_kept(segment, bucket)
+
     started = time.perf_counter()
     encoded = [read_image(source) for source in segment.images]
     read_ms = (time.perf_counter() - started) * 1000
@@ -322,7 +327,7 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
     started = time.perf_counter()
     pngs = response.encode_views(segmentation.result)
     timings = {**segmentation.timings_ms, "encode": (time.perf_counter() - started) * 1000}
-    bucket = storage.output_bucket() or (segment.manifest.bucket if segment.manifest else None)
+    bucket = results_bucket(segment)
 
     if bucket is None:
         # The request is logged before the size check, so a rejected response still has its line.
@@ -346,6 +351,16 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
             },
         )
     return stored.document
+
+
+def results_bucket(segment: payload.SegmentRequest) -> str | None:
+    """Return the bucket publish stores the request's results in, or None when they are returned inline.
+
+    OUTPUT_BUCKET when set, else the manifest's own bucket. The /predict route stores nothing.
+    """
+    if segment.legacy:
+        return None
+    return storage.output_bucket() or (segment.manifest.bucket if segment.manifest else None)
 
 
 def log_view(source: payload.ImageSource, view: pipeline.ViewResult, *, decode_ms: float) -> None:

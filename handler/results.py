@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handler import response, storage
-from handler.payload import MAX_IMAGES, S3Ref
+from handler import errors, response, storage
+from handler.payload import MAX_IMAGES, S3Ref, SegmentRequest
 from handler.pipeline import SetResult
 from handler.s3_events import output_prefix
 
@@ -76,6 +76,31 @@ def store_results(
     stale_keys = [key for index in range(len(pngs), MAX_IMAGES) for key in view_keys(folder, index)]
     undeleted = storage.replace_result_set(bucket, files, marker_key=marker_key, stale_keys=stale_keys)
     return StoredResults(document=document, undeleted=undeleted)
+
+
+def check_inputs_kept(segment: SegmentRequest, bucket: str) -> None:
+    """Reject a request whose photos store_results would overwrite or delete.
+
+    A run writes or deletes mask-K.png and cutout-K.png for every K below MAX_IMAGES, and
+    result.json, in ``<OUTPUT_PREFIX><product_id>/`` of bucket. A photo stored under one of
+    those keys, such as a manifest in that folder listing "mask-0.png", would be lost.
+
+    Args:
+        segment: the parsed request; only its S3 photos can collide.
+        bucket: the bucket the results go to.
+    Raises:
+        InvalidRequestError: a photo's key is one of the keys the run writes or deletes.
+    """
+    folder = f"{output_prefix()}{segment.product_id}/"
+    replaced = {f"{folder}{RESULT_NAME}"} | {key for index in range(MAX_IMAGES) for key in view_keys(folder, index)}
+    for source in segment.images:
+        if source.s3 is not None and source.s3.bucket == bucket and source.s3.key in replaced:
+            raise errors.InvalidRequestError(
+                f"The {source.label} is {source.s3.uri}, which this product's results would overwrite or delete; "
+                f"store photos outside {S3Ref(bucket, folder).uri} or give them names other than mask-K.png, "
+                f"cutout-K.png and {RESULT_NAME}.",
+                image_index=source.index,
+            )
 
 
 def view_keys(folder: str, index: int) -> tuple[str, str]:

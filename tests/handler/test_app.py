@@ -344,6 +344,55 @@ def test_batch_missing_manifest_permanent_failure(s3: Any, lambda_context: Any) 
     assert result["invocationId"] == event["invocationId"]
 
 
+def test_batch_photo_collision_rejected(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN results written beside the input, and a manifest in product p9's own result folder
+    # that lists photos named like the outputs the run writes (mask-0.png) and deletes (mask-3.png)
+    monkeypatch.delenv("OUTPUT_BUCKET")
+    folder = "results/p9/"
+    front = (SAMPLES_DIR / "front.jpg").read_bytes()
+    for name in ("mask-3.png", "mask-0.png"):
+        s3.put_object(Bucket=INPUT_BUCKET, Key=folder + name, Body=front)
+    s3.put_object(Bucket=INPUT_BUCKET, Key=folder + "manifest.json", Body=json.dumps({"images": ["mask-3.png", "mask-0.png"]}))
+    before = {key: s3.get_object(Bucket=INPUT_BUCKET, Key=key)["Body"].read() for key in list_keys(s3, INPUT_BUCKET)}
+    event = load_event("s3-batch.json")
+    event["tasks"][0]["s3Key"] = folder + "manifest.json"
+
+    # WHEN Batch Operations runs the manifest
+    result = lambda_handler(event, lambda_context)
+
+    # THEN the task fails permanently, naming the first colliding photo, and no object changed
+    task = result["results"][0]
+    assert task["resultCode"] == "PermanentFailure"
+    assert task["resultString"].startswith("invalid_request:")
+    assert f"s3://{INPUT_BUCKET}/{folder}mask-3.png" in task["resultString"]
+    after = {key: s3.get_object(Bucket=INPUT_BUCKET, Key=key)["Body"].read() for key in list_keys(s3, INPUT_BUCKET)}
+    assert after == before
+
+
+def test_direct_photo_collision_400(s3: Any, lambda_context: Any) -> None:
+    # GIVEN a direct invocation whose photo sits in the output bucket under the key of its own future mask
+    key = "results/sku-7/mask-0.png"
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=(SAMPLES_DIR / "front.jpg").read_bytes())
+
+    result = lambda_handler({"images": [f"s3://{OUTPUT_BUCKET}/{key}"], "product_id": "sku-7"}, lambda_context)
+
+    assert result["error"]["code"] == "invalid_request"
+    assert result["error"]["image_index"] == 0
+    assert list_keys(s3, OUTPUT_BUCKET) == [key]
+
+
+def test_direct_photo_in_result_folder_ok(s3: Any, lambda_context: Any) -> None:
+    key = "results/sku-8/front.jpg"
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=(SAMPLES_DIR / "front.jpg").read_bytes())
+
+    result = lambda_handler({"images": [f"s3://{OUTPUT_BUCKET}/{key}"], "product_id": "sku-8"}, lambda_context)
+
+    assert "error" not in result
+    assert key in list_keys(s3, OUTPUT_BUCKET)
+
+
 def test_batch_storage_failure_temporary(s3: Any, lambda_context: Any) -> None:
     fail_put_after(storage.s3_client(), successes=0)
 

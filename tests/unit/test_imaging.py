@@ -261,7 +261,7 @@ def test_decode_image_truncated_jpeg_raises() -> None:
 
 
 def dds_with_unknown_pixel_format(side: int = 64) -> bytes:
-    """Build a DDS file whose pixel-format flags name no format Pillow knows."""
+    """Build a DDS file whose pixel-format flags name no format Pillow reads."""
     header = struct.pack("<4sIIIIIII44s", b"DDS ", 124, 0x1007, side, side, 0, 0, 0, bytes(44))
     pixel_format = struct.pack("<II4sIIIII", 32, 0x20000000, bytes(4), 0, 0, 0, 0, 0)
     caps = struct.pack("<IIIII", 0x1000, 0, 0, 0, 0)
