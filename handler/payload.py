@@ -39,6 +39,9 @@ _PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4_ADDRESS = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
 
+# A decimal number as JSON or a form writes it. Python's float() also reads "1_0", "inf" and "nan".
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
 
 @dataclass(frozen=True)
 class S3Ref:
@@ -249,9 +252,10 @@ def decode_base64_image(text: str, index: int) -> bytes:
 
     Both the standard and the URL-safe alphabet are accepted; whitespace and missing padding are tolerated.
     """
-    if text.startswith("data:"):
+    if text[:5].lower() == "data:":
         header, separator, text = text.partition(",")
-        if not separator or not header.endswith(";base64"):
+        # Any letter case is accepted in the scheme, the media type and the base64 token.
+        if not separator or not header.lower().endswith(";base64"):
             raise errors.InvalidRequestError(
                 f"images[{index}] is a data URI without ';base64,'; send data:image/jpeg;base64,<data>.",
                 image_index=index,
@@ -302,7 +306,7 @@ def _parse_number(value: object, name: str, low: float, high: float) -> float:
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
-        elif isinstance(value, str):
+        elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
             number = float(value.strip())
     # float() raises OverflowError for an int beyond the float range (about 1.8e308) and
     # ValueError for a string that is not a number.
@@ -312,6 +316,8 @@ def _parse_number(value: object, name: str, low: float, high: float) -> float:
         raise errors.InvalidThresholdError(
             f"{name} must be a number between {low:g} and {high:g}; received {errors.quote_value(value)}."
         )
+    # Adding 0.0 turns -0.0 into 0.0, so the response never echoes a negative zero.
+    number += 0.0
     return number
 
 

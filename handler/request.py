@@ -160,7 +160,8 @@ def read_api_call(event: Mapping[str, Any], source: EventSource) -> ApiCall:
         path=str(path),
         body=body or "",
         is_base64=bool(is_base64),
-        headers={str(name).lower(): str(value) for name, value in (headers or {}).items()},
+        # A header whose value is null is left out, as if it were not sent.
+        headers={str(name).lower(): str(value) for name, value in (headers or {}).items() if value is not None},
         query=dict(query or {}),
     )
 
@@ -317,8 +318,30 @@ def read_form_fields(body: bytes, boundary: str) -> dict[str, bytes]:
                     elif event and current is not None:
                         current += event
     except multipart.MultipartError as err:
-        raise errors.InvalidRequestError(f"The multipart/form-data body is malformed: {err}.") from err
+        raise errors.InvalidRequestError(_describe_form_error(err, boundary, seen_part=current is not None)) from err
     return {name: bytes(content) for name, content in fields.items()}
+
+
+def _describe_form_error(err: multipart.MultipartError, boundary: str, *, seen_part: bool) -> str:
+    """Describe a multipart parser error with what the body lacks and which fields are accepted."""
+    accepted = f"Accepted fields: {', '.join(_FORM_FILES + _FORM_FIELDS)}."
+    if not seen_part:
+        return (
+            f"The multipart/form-data body has no part delimited by the boundary {boundary!r} from the "
+            f"Content-Type header; each part must start with a line --{boundary} and the body must end "
+            f"with --{boundary}--. {accepted}"
+        )
+    text = str(err)
+    if "segment count" in text:
+        return (
+            f"The multipart/form-data body has more than {2 * len(_FORM_FILES + _FORM_FIELDS)} parts; "
+            f"send each field once. {accepted}"
+        )
+    if "Unexpected end" in text:
+        return f"The multipart/form-data body ends before its closing line --{boundary}--; send the whole body. {accepted}"
+    if "line break" in text:
+        return f"The multipart/form-data body is malformed: {text}; part header lines must end with CRLF (\\r\\n)."
+    return f"The multipart/form-data body is malformed: {text}. {accepted}"
 
 
 def _form_text(fields: Mapping[str, bytes], name: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 import pytest
@@ -416,3 +417,66 @@ def test_parse_malformed_api_event_invalid(field: str, event: dict[str, Any]) ->
         parse(event)
     assert info.value.status_code == 400
     assert repr(field) in info.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"--OTHER\r\nContent-Disposition: form-data; name=\"file1\"\r\n\r\nabc\r\n--OTHER--\r\n"],
+    ids=["empty-body", "other-boundary"],
+)
+def test_parse_multipart_no_matching_part_message(body: bytes) -> None:
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event("/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True)
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    message = info.value.message
+    assert f"no part delimited by the boundary {build_events.MULTIPART_BOUNDARY!r}" in message
+    assert f"--{build_events.MULTIPART_BOUNDARY}--" in message
+    assert "file1, file2, file3, file4, threshold, category" in message
+
+
+def test_parse_multipart_too_many_parts_names_limit() -> None:
+    boundary = build_events.MULTIPART_BOUNDARY
+    part = f'--{boundary}\r\nContent-Disposition: form-data; name="x{{}}"\r\n\r\nv\r\n'
+    body = "".join(part.format(n) for n in range(13)) + f"--{boundary}--\r\n"
+    event = build_events.http_event(
+        "/segment", body, content_type=f"multipart/form-data; boundary={boundary}", is_base64=False
+    )
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    assert "more than 12 parts" in info.value.message
+
+
+def test_parse_null_content_type_header_means_json() -> None:
+    event = http_json({"images": [FRONT_B64]})
+    event["headers"]["content-type"] = None
+
+    parsed = parse(event)
+
+    assert [image.data for image in parsed.images] == [FRONT]
+
+
+def test_parse_data_uri_upper_case_base64_token() -> None:
+    parsed = parse(http_json({"images": [f"DATA:image/JPEG;BASE64,{FRONT_B64}"]}))
+
+    assert [image.data for image in parsed.images] == [FRONT]
+
+
+@pytest.mark.parametrize("threshold", ["0.1_0", "1_0e-1", "inf", "infinity", "0x1"])
+def test_parse_threshold_non_decimal_string_invalid(threshold: str) -> None:
+    with pytest.raises(errors.InvalidThresholdError) as info:
+        parse(http_json({"images": [FRONT_B64], "threshold": threshold}))
+
+    assert repr(threshold) in info.value.message
+
+
+@pytest.mark.parametrize("threshold", [-0.0, "-0.0", "-0"])
+def test_parse_threshold_negative_zero_is_zero(threshold: object) -> None:
+    value = parse(http_json({"images": [FRONT_B64], "threshold": threshold})).threshold
+
+    assert value == 0.0
+    assert math.copysign(1.0, value) == 1.0
