@@ -372,6 +372,7 @@ def log_view(source: payload.ImageSource, view: pipeline.ViewResult, *, decode_m
         "height": int(height),
         "width": int(width),
         "mask_fraction": round(float(view.coverage), 4),
+        "confidence": round(float(view.confidence), 3),
         "decode_ms": round(decode_ms, 1),
     }
     if source.s3:

@@ -23,7 +23,7 @@ from handler.colors import Color, product_colors
 from handler.consensus import color_consensus
 from handler.imaging import make_cutout
 from handler.letterbox import Placement, crop_placement, letterbox
-from handler.refine import refine_mask
+from handler.refine import mask_confidence, refine_mask
 from handler.segmenter import Segmenter
 
 FLAT_PHOTO_STD = 2.5
@@ -61,6 +61,8 @@ class ViewResult:
         image: (H, W, 3) uint8 RGB photo as the caller passed it (not a copy).
         bbox: (x0, y0, x1, y1) pixel box around the mask, x1 and y1 exclusive; None when empty.
         coverage: fraction of the photo's pixels on the mask, 0-1.
+        confidence: handler.refine.mask_confidence of the model's map of the photo, 0-1.
+            Low values flag masks worth a person's review; 1.0 for a flat photo.
         empty: True when the mask has no pixel.
         square_image: (S, S, 3) uint8 RGB letterboxed photo the model saw.
         square_probs: (S, S) float32 product probability in the square frame, 0-1: the
@@ -73,6 +75,7 @@ class ViewResult:
     image: NDArray[np.uint8]
     bbox: tuple[int, int, int, int] | None
     coverage: float
+    confidence: float
     empty: bool
     square_image: NDArray[np.uint8]
     square_probs: NDArray[np.float32]
@@ -233,6 +236,7 @@ def _refine_view(
         image=image,
         bbox=mask_bbox(refined.mask),
         coverage=area / refined.mask.size,
+        confidence=mask_confidence(photo_probs, threshold),
         empty=area == 0,
         square_image=square,
         square_probs=square_probs,
@@ -247,6 +251,7 @@ def _empty_view(image: NDArray[np.uint8], square: NDArray[np.uint8], square_prob
         image=image,
         bbox=None,
         coverage=0.0,
+        confidence=1.0,
         empty=True,
         square_image=square,
         square_probs=square_probs,

@@ -110,6 +110,34 @@ def refine_mask(
     return RefinedMask(alpha=alpha, mask=alpha >= ALPHA_MASK_LEVEL)
 
 
+CONFIDENCE_MARGIN = 0.25
+"""Distance in probability from the threshold to the two levels that mask_confidence compares."""
+
+
+def mask_confidence(probs: NDArray[np.float32], threshold: float = 0.5) -> float:
+    """Score how little the mask would change if the threshold moved, as a proxy for its quality.
+
+    The score is the area above threshold + CONFIDENCE_MARGIN over the area above threshold -
+    CONFIDENCE_MARGIN, both levels kept inside (0, 1). A map that is near 0 or 1 everywhere
+    gives a mask whose outline does not depend on the exact threshold, and scores near 1; a
+    map with wide regions of middling probability scores low. Segment Anything's mask
+    generator ranks masks by the same ratio on logits (calculate_stability_score).
+
+    Args:
+        probs: (h, w) float32 product probability of one photo at the model's resolution, 0-1.
+        threshold: the mask threshold, 0-1.
+    Returns:
+        Score in [0, 1]; 1.0 when no pixel reaches the lower level, since the map then shows
+        no product at all.
+    """
+    low = max(threshold - CONFIDENCE_MARGIN, 0.01)
+    high = min(threshold + CONFIDENCE_MARGIN, 0.99)
+    loose = int(np.count_nonzero(probs >= low))
+    if loose == 0:
+        return 1.0
+    return int(np.count_nonzero(probs >= high)) / loose
+
+
 def upsample_bilinear(probs: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
     """Baseline upsampling: bilinear interpolation of the map, ignoring the photo.
 

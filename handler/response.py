@@ -5,15 +5,16 @@ The result document (also stored as result.json) is::
     {"product_id": str, "model": {"name": str, "version": str}, "category": str | None,
      "threshold": float,
      "images": [{"index": int, "width": int, "height": int, "empty": bool, "status": "ok" | "empty",
-                 "bbox": [x0, y0, x1, y1] | None, "coverage": float,
+                 "bbox": [x0, y0, x1, y1] | None, "coverage": float, "confidence": float,
                  "mask": Location, "cutout": Location}, ...],
      "colors": [Color.to_dict(), ...], "timings_ms": {str: float},
      "result_uri": str}
 
 ``Location`` is ``{"png_base64": str}`` inline, ``{"s3_uri": str, "key": str}`` in S3, or
 ``{"path": str}`` for files the CLI wrote. ``bbox`` is in the photo's pixel frame with exclusive
-x1, y1. ``index`` is the photo's 0-based position in the request and the K of mask-K.png and
-cutout-K.png. Errors are
+x1, y1. ``confidence`` (0-1) is handler.refine.mask_confidence of the model's map: low values
+flag masks worth a person's review. ``index`` is the photo's 0-based position in the request
+and the K of mask-K.png and cutout-K.png. Errors are
 ``{"error": {"code": str, "message": str, "image_index": int | None}}``. ``result_uri``, the URI of
 result.json, is present only when results were stored in S3. The stored result.json and the
 document returned to the caller are then the same.
@@ -133,6 +134,7 @@ def view_document(index: int, view: ViewResult, mask: Location, cutout: Location
         "status": "empty" if view.empty else "ok",
         "bbox": None if view.bbox is None else [int(value) for value in view.bbox],
         "coverage": round(float(view.coverage), 4),
+        "confidence": round(float(view.confidence), 3),
         "mask": mask,
         "cutout": cutout,
     }

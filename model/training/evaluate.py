@@ -12,8 +12,10 @@ as in the service: the color consensus (handler.consensus) and the edge-aware
 refinement (handler.refine). Frames with no product (light, dark, street
 background) are also segmented alone and in a set, to measure what the model
 marks where there is nothing to find. The studio and packshot views are also
-rendered again on dark or colored backdrops. Seeds are fixed: the same model
-gives the same figures.
+rendered again on dark or colored backdrops. For the views of full sets and
+single photos, the mask confidence that the service reports
+(handler.refine.mask_confidence) is compared with the IoU. Seeds are fixed:
+the same model gives the same figures.
 
 Writes out/eval/metrics.json and out/eval/worst-sets.png. Both derive from
 the dataset photos, so out/ is ignored by git and never committed.
@@ -34,10 +36,11 @@ import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 from PIL import Image
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from handler.letterbox import Placement, crop_placement, letterbox
 from handler.pipeline import is_flat, product_maps
+from handler.refine import mask_confidence
 from model.training.synth import (
     DECOY_CODE,
     MAX_VIEWS,
@@ -60,6 +63,8 @@ ON_MODEL_VIEWS = ("studio", "street")
 BOUNDARY_TOLERANCE = 3
 """Boundary F-score tolerance in pixels of the photo's own resolution."""
 THRESHOLD = 0.5
+CONFIDENCE_REVIEW_BELOW = 0.6
+"""Mask confidence under which the README suggests a person review the mask."""
 DARK_VIEWS = ("studio", "packshot")
 """View types that evaluate_dark_backdrops renders again on dark or colored backdrops."""
 BLANK_KINDS = {"light": "light studio frames", "dark": "dark studio frames", "busy": "street backgrounds"}
@@ -230,15 +235,28 @@ def segment_views(
     With consensus, the model's maps go through the handler's color consensus first, as in the service.
     As there, a flat photo (handler.pipeline.is_flat) stays out of the model's set and gets an empty mask.
     """
+    return segment_views_scored(model, views, category, upsample, consensus=consensus)[0]
+
+
+def segment_views_scored(
+    model: OnnxSetModel, views: list[NDArray[np.uint8]], category: int, upsample: Upsampler, *, consensus: bool = True
+) -> tuple[list[NDArray[np.bool_]], list[float]]:
+    """Segment views as segment_views does; also return each view's mask confidence, 0-1, as the service reports it."""
     boxed = [letterbox(view, model.size) for view in views]
+    flat = [is_flat(view) for view in views]
     probs = product_maps(
         np.stack([square for square, _ in boxed]),
         [placement for _, placement in boxed],
-        [is_flat(view) for view in views],
+        flat,
         lambda squares: model.predict(list(squares), category),
         consensus=consensus,
     )
-    return [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
+    masks = [upsample(probs[i], placement, view) >= THRESHOLD for i, ((_, placement), view) in enumerate(zip(boxed, views, strict=True))]
+    confidences = [
+        1.0 if is_flat_view else mask_confidence(crop_placement(probs[i], placement), THRESHOLD)
+        for i, ((_, placement), is_flat_view) in enumerate(zip(boxed, flat, strict=True))
+    ]
+    return masks, confidences
 
 
 @dataclass
@@ -247,6 +265,8 @@ class Scores:
 
     iou: dict[str, list[float]] = field(default_factory=dict)
     boundary: dict[str, list[float]] = field(default_factory=dict)
+    confidence_pairs: list[tuple[float, float]] = field(default_factory=list)
+    """(mask confidence, IoU) of every view of a full set and every single photo."""
 
     def add(self, key: str, prediction: NDArray[np.bool_], truth: NDArray[np.bool_], *, with_boundary: bool = False) -> None:
         self.iou.setdefault(key, []).append(iou(prediction, truth))
@@ -276,10 +296,11 @@ def evaluate_model(
     full_sets = []
     on_model = [EVAL_VIEWS.index(name) for name in ON_MODEL_VIEWS]
     for case in cases:
-        predicted = segment_views(model, case.views, 0, upsample, consensus=consensus)
-        for name, prediction, truth in zip(EVAL_VIEWS, predicted, case.truths, strict=True):
+        predicted, confidences = segment_views_scored(model, case.views, 0, upsample, consensus=consensus)
+        for name, prediction, truth, confidence in zip(EVAL_VIEWS, predicted, case.truths, confidences, strict=True):
             scores.add(f"full/{name}", prediction, truth, with_boundary=True)
             scores.add("scenario/full", prediction, truth, with_boundary=True)
+            scores.confidence_pairs.append((confidence, scores.iou["scenario/full"][-1]))
         full_sets.append((float(np.mean([iou(p, t) for p, t in zip(predicted, case.truths, strict=True)])), case, predicted))
         if not full:
             continue
@@ -288,8 +309,9 @@ def evaluate_model(
         for prediction, i in zip(pair, on_model, strict=True):
             scores.add("scenario/on-model", prediction, case.truths[i])
         for i, (view, truth) in enumerate(zip(case.views, case.truths, strict=True)):
-            (alone,) = segment_views(model, [view], 0, upsample, consensus=consensus)
+            (alone,), (confidence,) = segment_views_scored(model, [view], 0, upsample, consensus=consensus)
             scores.add("scenario/single", alone, truth)
+            scores.confidence_pairs.append((confidence, scores.iou["scenario/single"][-1]))
             if i in on_model and case.garment_count >= 2:
                 scores.add("fusion/alone", alone, truth)
                 scores.add("fusion/full-set", predicted[i], truth)
@@ -451,6 +473,43 @@ def format_details(scores: Scores, step_variants: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
+def confidence_figures(pairs: list[tuple[float, float]], cut: float = CONFIDENCE_REVIEW_BELOW) -> dict[str, float]:
+    """Summarize how well mask confidence predicts IoU, from (confidence, IoU) pairs of views.
+
+    Returns:
+        A dict of floats, NaN where a group is empty:
+        - spearman: rank correlation of confidence and IoU.
+        - flagged_share: share of views with confidence under cut.
+        - iou_flagged, iou_kept: mean IoU of the views under cut and of the others.
+        - poor_caught: share of the views with IoU under 0.5 that are flagged.
+        - flagged_poor: share of the flagged views with IoU under 0.5.
+    """
+    confidence, scores = (np.array(values, dtype=np.float64) for values in zip(*pairs, strict=True))
+    flagged, poor = confidence < cut, scores < 0.5
+
+    def mean(values: NDArray[np.float64]) -> float:
+        return float(values.mean()) if values.size else float("nan")
+
+    return {
+        "spearman": float(stats.spearmanr(confidence, scores).statistic),
+        "flagged_share": mean(flagged.astype(np.float64)),
+        "iou_flagged": mean(scores[flagged]),
+        "iou_kept": mean(scores[~flagged]),
+        "poor_caught": mean(flagged[poor].astype(np.float64)),
+        "flagged_poor": mean(poor[flagged].astype(np.float64)),
+    }
+
+
+def format_confidence(figures: dict[str, float], count: int) -> str:
+    """Render confidence_figures as two lines."""
+    return (
+        f"Mask confidence against IoU, views of full sets and single photos (n={count}):\n"
+        f"  Spearman {figures['spearman']:.3f}   under {CONFIDENCE_REVIEW_BELOW}: {figures['flagged_share']:.0%} of views, "
+        f"IoU {figures['iou_flagged']:.3f} (others {figures['iou_kept']:.3f}); "
+        f"{figures['poor_caught']:.0%} of views under IoU 0.5 flagged, {figures['flagged_poor']:.0%} of flagged ones under it"
+    )
+
+
 def write_worst_sheet(full_sets: list[tuple[float, EvalCase, list[NDArray[np.bool_]]]], path: Path, count: int = 8) -> None:
     """Save a PNG: per worst set, the four inputs, then truth (green) and prediction (red) overlays."""
     tile = (150, 200)
@@ -519,6 +578,8 @@ def main() -> None:
     print(format_details(results["int8 (shipped)"], step_variants))
     print(format_blank_frames(blank_frames))
     print(format_dark_backdrops(dark_backdrops))
+    confidence = confidence_figures(results["int8 (shipped)"].confidence_pairs)
+    print(format_confidence(confidence, len(results["int8 (shipped)"].confidence_pairs)))
     if "fp32" in results:
         loss = results["fp32"].mean("scenario/full") - results["int8 (shipped)"].mean("scenario/full")
         print(f"IoU lost by int8 against fp32 (set of 4): {loss:+.4f}")
@@ -530,6 +591,7 @@ def main() -> None:
     }
     metrics["blank frames (int8)"] = {f"coverage/{key}": float(np.mean(values)) for key, values in blank_frames.items() if values}
     metrics["dark backdrops (int8)"] = {key: float(np.mean(values)) for key, values in dark_backdrops.iou.items()}
+    metrics["mask confidence (int8)"] = confidence
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"\nWrote {args.out / 'metrics.json'} and {args.out / 'worst-sets.png'} in {time.monotonic() - start:.0f} s")
 

@@ -322,7 +322,7 @@ def test_logs_one_line_per_image_without_image_data(lambda_context: Any, capture
     lines = captured_logs()
     images = [line for line in lines if line["message"] == "image_segmented"]
     assert [line["image_index"] for line in images] == [0, 1]
-    assert {"height", "width", "mask_fraction", "decode_ms"} <= set(images[0])
+    assert {"height", "width", "mask_fraction", "confidence", "decode_ms"} <= set(images[0])
     assert [line["level"] for line in images] == [
         "INFO" if 0.01 <= line["mask_fraction"] <= 0.95 else "WARNING" for line in images
     ]

@@ -12,7 +12,9 @@ import pytest
 from numpy.typing import NDArray
 
 from handler.categories import UnknownCategoryError
+from handler.letterbox import crop_placement, letterbox
 from handler.pipeline import FLAT_PHOTO_STD, InvalidThresholdError, SetResult, TooManyImagesError, is_flat, mask_bbox, segment_set
+from handler.refine import mask_confidence
 from handler.segmenter import DEFAULT_MODEL_PATH, Segmenter
 
 PHOTO_SIZES = [(300, 200), (180, 320), (128, 128), (60, 400)]
@@ -76,6 +78,7 @@ def check_view_consistency(result: SetResult, photos: list[NDArray[np.uint8]]) -
         np.testing.assert_array_equal(view.mask == 255, view.alpha >= 128)
         assert view.coverage == pytest.approx(np.count_nonzero(view.mask) / (height * width))
         assert view.empty == (view.coverage == 0.0)
+        assert 0.0 <= view.confidence <= 1.0
         if view.bbox is None:
             assert view.empty
         else:
@@ -145,6 +148,33 @@ def test_segment_set_masks_follow_red_boxes() -> None:
         assert np.abs(np.subtract(view.bbox, (x0, y0, x1, y1))).max() <= 3
     assert result.colors
     assert result.colors[0].rgb == pytest.approx(RED, abs=12)
+
+
+class UnsureRedDetector(RedDetector):
+    """Stand-in segmenter: the red detector's map scaled to probability 0.6 on red pixels."""
+
+    def predict(self, squares: NDArray[np.uint8], *, category_id: int = 0) -> NDArray[np.float32]:
+        return super().predict(squares, category_id=category_id) * np.float32(0.6)
+
+
+@pytest.mark.parametrize("detector", [RedDetector(), UnsureRedDetector()], ids=["sure", "unsure"])
+def test_segment_set_confidence_scores_final_map(detector: RedDetector) -> None:
+    photos, _ = boxed_set()
+
+    result = segment_set(photos, detector, threshold=0.45)  # type: ignore[arg-type]  # duck-typed stand-in
+
+    # The score is taken on the map after the color consensus, over the photo's own region.
+    for photo, view in zip(photos, result.views, strict=True):
+        _, placement = letterbox(photo, detector.input_size)
+        assert view.confidence == mask_confidence(crop_placement(view.square_probs, placement), 0.45)
+
+
+def test_segment_set_decisive_map_full_confidence() -> None:
+    photos, _ = boxed_set()
+
+    result = segment_set(photos, RedDetector())  # type: ignore[arg-type]  # duck-typed stand-in
+
+    assert [view.confidence for view in result.views] == [1.0] * len(photos)
 
 
 def test_segment_set_leaves_photos_unchanged() -> None:

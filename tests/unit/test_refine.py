@@ -15,6 +15,7 @@ from handler.refine import (
     RefineSettings,
     box_mean,
     clean_mask,
+    mask_confidence,
     refine_mask,
     upsample_bilinear,
 )
@@ -330,3 +331,35 @@ def test_upscale_by_integer_factor_equals_one_bilinear_resize(
     assert upscaled.shape == (height, width)
     assert difference.max() <= 1
     assert np.count_nonzero(difference) <= 0.005 * difference.size
+
+
+def test_mask_confidence_decisive_map_is_one() -> None:
+    probs = np.zeros((32, 32), dtype=np.float32)
+    probs[8:24, 8:24] = 0.97
+
+    assert mask_confidence(probs) == 1.0
+
+
+def test_mask_confidence_middling_band_lowers_score() -> None:
+    # GIVEN a 16 x 16 sure core inside a 24 x 24 square at probability 0.4
+    probs = np.zeros((32, 32), dtype=np.float32)
+    probs[4:28, 4:28] = 0.4
+    probs[8:24, 8:24] = 0.97
+
+    # THEN the score is the core's area over the square's
+    assert mask_confidence(probs) == pytest.approx(256 / 576)
+    # AND at threshold 0.3 the 0.4 ring is below the upper level 0.55 too
+    assert mask_confidence(probs, threshold=0.3) == pytest.approx(256 / 576)
+    # AND at threshold 0.7 the lower level 0.45 excludes the ring
+    assert mask_confidence(probs, threshold=0.7) == 1.0
+
+
+def test_mask_confidence_nothing_above_lower_level_is_one() -> None:
+    assert mask_confidence(np.full((16, 16), 0.1, dtype=np.float32)) == 1.0
+
+
+def test_mask_confidence_levels_stay_inside_unit_range() -> None:
+    # At threshold 1 the upper level is 0.99, not 1.25, so a map at 0.995 counts as sure.
+    probs = np.full((8, 8), 0.995, dtype=np.float32)
+
+    assert mask_confidence(probs, threshold=1.0) == 1.0

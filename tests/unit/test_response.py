@@ -30,6 +30,7 @@ def make_view(height: int, width: int, box: tuple[int, int, int, int] | None) ->
         image=image,
         bbox=box,
         coverage=float((mask > 0).mean()),
+        confidence=0.8766 if box is not None else 1.0,
         empty=box is None,
         square_image=np.zeros((8, 8, 3), dtype=np.uint8),
         square_probs=np.zeros((8, 8), dtype=np.float32),
@@ -71,6 +72,7 @@ def test_result_document_fields() -> None:
         "status": "ok",
         "bbox": [1, 2, 3, 5],
         "coverage": round(6 / 24, 4),
+        "confidence": 0.877,
         "mask": {"s3_uri": "s3://out/results/p/mask-0.png", "key": "results/p/mask-0.png"},
         "cutout": {"s3_uri": "s3://out/results/p/cutout-0.png", "key": "results/p/cutout-0.png"},
     }
