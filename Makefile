@@ -179,5 +179,5 @@ readme-images: venv
 	$(VENV)/bin/python tests/data/make_readme_images.py --out docs/images
 
 clean:
-	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache fashion_seg.egg-info
 	find handler tests model -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -17,6 +17,7 @@ import binascii
 import json
 import logging
 import mimetypes
+import os
 import re
 import sys
 import uuid
@@ -76,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.logger.setLevel(args.log_level)
     try:
         return int(args.run(args))
+    except BrokenPipeError:
+        # The reader of stdout (head, less) closed the pipe. Point stdout at /dev/null so that
+        # the interpreter's final flush does not print a second error, then stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except CliError as err:
         print(f"fashion-seg: error: {err}", file=sys.stderr)
         return EXIT_INVALID_INPUT
@@ -99,13 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     segment = commands.add_parser("segment", help="segment 1 to 4 photos of one product")
-    segment.add_argument("images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP)")
+    segment.add_argument(
+        "images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP, or another format Pillow reads)"
+    )
     segment.add_argument("--out", required=True, type=Path, help="output folder, created if missing")
     segment.add_argument(
         "--product-id",
         type=parse_product_id_option,
         default=None,
-        help="product id written to result.json (default: the name of the --out folder)",
+        help="product id written to result.json (default: the name of the --out folder, with every run of "
+        "characters other than letters, digits, '.', '_' and '-' replaced by '-')",
     )
     add_options(segment)
     segment.set_defaults(run=run_segment)
@@ -180,11 +189,21 @@ def run_segment(args: argparse.Namespace) -> int:
     """Segment one product's photos into args.out."""
     check_out_folder(args.out)
     # resolve() turns "." or ".." into the folder's own name.
-    product_id = args.product_id or args.out.resolve().name
+    product_id = args.product_id or folder_product_id(args.out.resolve().name)
     segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=product_id)
     write_outputs(args.out, segment)
     print(args.out / "result.json")
     return EXIT_OK
+
+
+def folder_product_id(name: str) -> str:
+    """Turn a folder name into a valid product id, or a random one when nothing usable is left.
+
+    Every run of characters outside letters, digits, '.', '_' and '-' becomes '-', leading
+    '.', '_' and '-' are dropped, and the id is cut to 128 characters: "has space" gives "has-space".
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).lstrip("._-")[:128]
+    return payload.parse_product_id(cleaned or None)
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -268,12 +287,13 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
     """Save a handler response under folder and return the path of the file to show.
 
     A JSON document has each ``{"png_base64": ...}`` location saved as a PNG file and replaced by
-    ``{"path": "mask-K.png"}``, and is written to result.json. A response with an API Gateway
+    ``{"path": "mask-K.png"}``, and is written to result.json, or to error.json when it is an
+    error document. A response with an API Gateway
     envelope is unwrapped from its body first, and a body that is not JSON (the /predict route's
     PNG) is saved as response.png, base64-decoded when isBase64Encoded is true.
 
     Returns:
-        Path of the written result.json, or of the saved body.
+        Path of the written result.json or error.json, or of the saved body.
     Raises:
         CliError: folder cannot be created, or a base64-encoded body is not valid base64.
     """
@@ -295,7 +315,8 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
                 name = results.view_file_name(kind, image["index"])
                 (folder / name).write_bytes(base64.b64decode(location["png_base64"]))
                 image[kind] = {"path": name}
-    path = folder / "result.json"
+    # An error document goes to error.json, as in fashion-seg batch.
+    path = folder / ("error.json" if "error" in document else "result.json")
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from PIL import Image
 
 from handler import cli, storage
 from handler.categories import ACCEPTED_CATEGORIES
-from tests.conftest import EVENTS_DIR, SAMPLES_DIR, build_events, load_event
+from tests.conftest import EVENTS_DIR, REPO_ROOT, SAMPLES_DIR, build_events, load_event
 
 
 def sample_size(name: str) -> tuple[int, int]:
@@ -83,6 +86,26 @@ def test_segment_product_id_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     assert cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", ".", "--product-id", "sku.7"]) == 0
     assert json.loads((folder / "result.json").read_text())["product_id"] == "sku.7"
+
+
+@pytest.mark.parametrize(
+    ("folder_name", "product_id"),
+    [("has space", "has-space"), ("__draft #2", "draft-2"), ("x" * 200, "x" * 128)],
+)
+def test_segment_folder_name_sanitized(tmp_path: Path, folder_name: str, product_id: str) -> None:
+    out = tmp_path / folder_name
+
+    assert cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", str(out)]) == 0
+
+    assert json.loads((out / "result.json").read_text())["product_id"] == product_id
+
+
+def test_segment_unusable_folder_name_random_id(tmp_path: Path) -> None:
+    out = tmp_path / "###"
+
+    assert cli.main(["segment", str(SAMPLES_DIR / "packshot.png"), "--out", str(out)]) == 0
+
+    assert re.fullmatch(r"[0-9a-f]{32}", json.loads((out / "result.json").read_text())["product_id"])
 
 
 def test_segment_bad_product_id_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -414,6 +437,34 @@ def test_invoke_error_response_exit_1(tmp_path: Path, capsys: pytest.CaptureFixt
     captured = capsys.readouterr()
     assert json.loads(captured.out)["error"]["code"] == "invalid_request"
     assert "the function reported a failure" in captured.err
+
+
+def test_invoke_error_saved_as_error_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"images": [], "category": "widget"}))
+    out = tmp_path / "out"
+
+    code = cli.main(["invoke", str(event), "--out", str(out)])
+
+    assert code == 1
+    assert json.loads((out / "error.json").read_text())["error"]["code"] == "invalid_request"
+    assert not (out / "result.json").exists()
+    assert str(out / "error.json") in capsys.readouterr().err
+
+
+def test_invoke_closed_stdout_quiet() -> None:
+    # GIVEN a reader that closes the pipe before the CLI writes the response
+    command = [sys.executable, "-m", "handler.cli", "--log-level", "ERROR", "invoke", str(EVENTS_DIR / "direct.json")]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        errors_text = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+
+    # THEN the CLI stops with exit code 1 and no traceback
+    assert code == 1
+    assert "Traceback" not in errors_text
+    assert "BrokenPipeError" not in errors_text
 
 
 def test_invoke_missing_event_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
