@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from handler.color_space import (
     FAMILIES,
@@ -498,6 +498,24 @@ def test_product_colors_jpeg_sharp_stripes() -> None:
     assert len(colors) == 2
     assert [c.percentage for c in colors] == pytest.approx([50, 50], abs=SHARE_TOLERANCE)
     assert find_color(colors, "#d4af37") is not None
+
+
+def test_product_colors_jpeg_fine_print() -> None:
+    # GIVEN a black garment with a dense print of red dots 1 to 3 px across, saved as JPEG. Many
+    # pixels stand alone among their neighbours, as in a dithered image, but window means
+    # would blend the print into one dark brown.
+    rng = np.random.default_rng(0)
+    printed = Image.new("RGB", (240, 240), (20, 20, 22))
+    draw = ImageDraw.Draw(printed)
+    for x, y in rng.integers(0, 240, (2500, 2)):
+        draw.ellipse((x - 1, y - 1, x + 1, y + 1), fill=(200, 60, 30))
+    noisy = np.asarray(printed).astype(np.float64) + rng.normal(0.0, 5.0, (240, 240, 3))
+    image = jpeg_round_trip(np.clip(noisy, 0, 255).astype(np.uint8), quality=75)
+
+    colors = product_colors([image], [full_mask(image)])
+
+    assert len(colors) == 2
+    assert find_color(colors, "#1e1414") is not None
 
 
 def test_product_colors_empty_masks_empty_tuple() -> None:
