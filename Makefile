@@ -66,7 +66,7 @@ demo: venv
 		print("\n".join("  %s %3d%%  %s (%s)" % (c["hex"], c["percentage"], c["name"], c["family"]) for c in doc["colors"])); \
 		print("Masks and cutouts:"); \
 		out = sys.argv[1].rsplit("/", 1)[0]; \
-		print("\n".join("  %s/%s  %s/%s  coverage %.1f%%" % (out, i["mask"]["path"], out, i["cutout"]["path"], 100 * i["coverage"]) for i in doc["images"]))' \
+		print("\n".join("  %s/%s  %s/%s  coverage %.1f%%  confidence %.2f" % (out, i["mask"]["path"], out, i["cutout"]["path"], 100 * i["coverage"], i["confidence"]) for i in doc["images"]))' \
 		$(DEMO_OUT)/result.json
 	@echo "All outputs are in $(DEMO_OUT)/"
 
