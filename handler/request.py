@@ -325,22 +325,25 @@ def read_form_fields(body: bytes, boundary: str) -> dict[str, bytes]:
 def _describe_form_error(err: multipart.MultipartError, boundary: str, *, seen_part: bool) -> str:
     """Describe a multipart parser error with what the body lacks and which fields are accepted."""
     accepted = f"Accepted fields: {', '.join(_FORM_FILES + _FORM_FIELDS)}."
-    if not seen_part:
-        return (
-            f"The multipart/form-data body has no part delimited by the boundary {boundary!r} from the "
-            f"Content-Type header; each part must start with a line --{boundary} and the body must end "
-            f"with --{boundary}--. {accepted}"
-        )
     text = str(err)
+    if "line break" in text:
+        return (
+            f"The multipart/form-data body is malformed: {text}; every line of the body's framing must end "
+            f"with CRLF (\\r\\n). {accepted}"
+        )
     if "segment count" in text:
         return (
             f"The multipart/form-data body has more than {2 * len(_FORM_FILES + _FORM_FIELDS)} parts; "
             f"send each field once. {accepted}"
         )
+    if not seen_part:
+        return (
+            f"The multipart/form-data body has no part delimited by the boundary {boundary!r} from the "
+            f"Content-Type header; each part must start with a line --{boundary} ending in CRLF (\\r\\n), "
+            f"and the body must end with --{boundary}--. {accepted}"
+        )
     if "Unexpected end" in text:
         return f"The multipart/form-data body ends before its closing line --{boundary}--; send the whole body. {accepted}"
-    if "line break" in text:
-        return f"The multipart/form-data body is malformed: {text}; part header lines must end with CRLF (\\r\\n)."
     return f"The multipart/form-data body is malformed: {text}. {accepted}"
 
 

@@ -480,3 +480,16 @@ def test_parse_threshold_negative_zero_is_zero(threshold: object) -> None:
 
     assert value == 0.0
     assert math.copysign(1.0, value) == 1.0
+
+
+def test_parse_multipart_lf_line_breaks_ask_for_crlf() -> None:
+    boundary = build_events.MULTIPART_BOUNDARY
+    body = f'--{boundary}\nContent-Disposition: form-data; name="file1"\n\nabc\n--{boundary}--\n'
+    event = build_events.http_event(
+        "/segment", body, content_type=f"multipart/form-data; boundary={boundary}", is_base64=False
+    )
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    assert "must end with CRLF" in info.value.message
