@@ -57,7 +57,7 @@ def store_results(
         StorageError: the old result.json could not be deleted or a write failed; no
             result.json is left in the folder either way.
     """
-    folder = f"{output_prefix()}{product_id}/"
+    folder = result_folder(product_id)
     files, locations = [], []
     for index, png in enumerate(pngs):
         mask_key, cutout_key = view_keys(folder, index)
@@ -91,7 +91,7 @@ def check_inputs_kept(segment: SegmentRequest, bucket: str) -> None:
     Raises:
         InvalidRequestError: a photo's key is one of the keys the run writes or deletes.
     """
-    folder = f"{output_prefix()}{segment.product_id}/"
+    folder = result_folder(segment.product_id)
     replaced = {f"{folder}{RESULT_NAME}"} | {key for index in range(MAX_IMAGES) for key in view_keys(folder, index)}
     for source in segment.images:
         if source.s3 is not None and source.s3.bucket == bucket and source.s3.key in replaced:
@@ -101,6 +101,11 @@ def check_inputs_kept(segment: SegmentRequest, bucket: str) -> None:
                 f"cutout-K.png and {RESULT_NAME}.",
                 image_index=source.index,
             )
+
+
+def result_folder(product_id: str) -> str:
+    """Return the key prefix ``<OUTPUT_PREFIX><product_id>/`` of a product's result set."""
+    return f"{output_prefix()}{product_id}/"
 
 
 def view_keys(folder: str, index: int) -> tuple[str, str]:
