@@ -6,7 +6,8 @@ the mask border and clusters in CIELAB. Clusters closer than a CIEDE2000 thresho
 merged and minor ones dropped. A dithered view (a GIF or palette PNG that paints one color as
 a mix of palette pixels) is clustered a second time on window means, and the result with
 fewer colors is kept. NOTE: a dithered image saved again as JPEG has thousands of colors,
-so it is not recognized and keeps its palette colors. ``legacy_colors`` keeps the older service's algorithm for comparison.
+so it is not recognized and keeps its palette colors. ``legacy_colors`` keeps the older
+service's algorithm for comparison.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ PALETTE_MAX_COLORS separates those from palette images.
 PALETTE_MAX_COLORS = 256
 """A view counts as dithered only when its sampled pixels take at most this many distinct colors.
 
-GIF and PNG-8 store at most 256; the 6000 samples of a JPEG photo take thousands. A flat
-drawing saved as JPEG can stay under it, which the color count in product_colors covers.
+GIF and PNG-8 store at most 256 colors, while the 6000 samples of a JPEG photo take thousands.
+A flat drawing saved as JPEG can stay under it, which the color count in product_colors covers.
 """
 
 SMOOTHING_RADIUS = 1

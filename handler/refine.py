@@ -119,7 +119,7 @@ def mask_confidence(probs: NDArray[np.float32], threshold: float = 0.5) -> float
 
     The score is the area above threshold + CONFIDENCE_MARGIN over the area above threshold -
     CONFIDENCE_MARGIN, both levels kept inside (0, 1). A map that is near 0 or 1 everywhere
-    gives a mask whose outline does not depend on the exact threshold, and scores near 1; a
+    gives a mask whose outline does not depend on the exact threshold, and scores near 1. A
     map with wide regions of middling probability scores low. Segment Anything's mask
     generator ranks masks by the same ratio on logits (calculate_stability_score).
 

@@ -340,7 +340,7 @@ def test_mask_confidence_decisive_map_is_one() -> None:
     assert mask_confidence(probs) == 1.0
 
 
-def test_mask_confidence_middling_band_lowers_score() -> None:
+def test_mask_confidence_middling_band() -> None:
     # GIVEN a 16 x 16 sure core inside a 24 x 24 square at probability 0.4
     probs = np.zeros((32, 32), dtype=np.float32)
     probs[4:28, 4:28] = 0.4
@@ -354,11 +354,11 @@ def test_mask_confidence_middling_band_lowers_score() -> None:
     assert mask_confidence(probs, threshold=0.7) == 1.0
 
 
-def test_mask_confidence_nothing_above_lower_level_is_one() -> None:
+def test_mask_confidence_empty_map_is_one() -> None:
     assert mask_confidence(np.full((16, 16), 0.1, dtype=np.float32)) == 1.0
 
 
-def test_mask_confidence_levels_stay_inside_unit_range() -> None:
+def test_mask_confidence_levels_clamped() -> None:
     # At threshold 1 the upper level is 0.99, not 1.25, so a map at 0.995 counts as sure.
     probs = np.full((8, 8), 0.995, dtype=np.float32)
 

@@ -424,7 +424,7 @@ def test_parse_malformed_api_event_invalid(field: str, event: dict[str, Any]) ->
     [b"", b"--OTHER\r\nContent-Disposition: form-data; name=\"file1\"\r\n\r\nabc\r\n--OTHER--\r\n"],
     ids=["empty-body", "other-boundary"],
 )
-def test_parse_multipart_no_matching_part_message(body: bytes) -> None:
+def test_parse_multipart_unmatched_boundary(body: bytes) -> None:
     content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
     event = build_events.http_event("/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True)
 
@@ -437,7 +437,7 @@ def test_parse_multipart_no_matching_part_message(body: bytes) -> None:
     assert "file1, file2, file3, file4, threshold, category" in message
 
 
-def test_parse_multipart_too_many_parts_names_limit() -> None:
+def test_parse_multipart_too_many_parts() -> None:
     boundary = build_events.MULTIPART_BOUNDARY
     part = f'--{boundary}\r\nContent-Disposition: form-data; name="x{{}}"\r\n\r\nv\r\n'
     body = "".join(part.format(n) for n in range(13)) + f"--{boundary}--\r\n"
@@ -451,7 +451,7 @@ def test_parse_multipart_too_many_parts_names_limit() -> None:
     assert "more than 12 parts" in info.value.message
 
 
-def test_parse_null_content_type_header_means_json() -> None:
+def test_parse_null_content_type_is_json() -> None:
     event = http_json({"images": [FRONT_B64]})
     event["headers"]["content-type"] = None
 
@@ -460,14 +460,14 @@ def test_parse_null_content_type_header_means_json() -> None:
     assert [image.data for image in parsed.images] == [FRONT]
 
 
-def test_parse_data_uri_upper_case_base64_token() -> None:
+def test_parse_data_uri_upper_case() -> None:
     parsed = parse(http_json({"images": [f"DATA:image/JPEG;BASE64,{FRONT_B64}"]}))
 
     assert [image.data for image in parsed.images] == [FRONT]
 
 
 @pytest.mark.parametrize("threshold", ["0.1_0", "1_0e-1", "inf", "infinity", "0x1"])
-def test_parse_threshold_non_decimal_string_invalid(threshold: str) -> None:
+def test_parse_threshold_non_decimal_invalid(threshold: str) -> None:
     with pytest.raises(errors.InvalidThresholdError) as info:
         parse(http_json({"images": [FRONT_B64], "threshold": threshold}))
 
@@ -482,7 +482,7 @@ def test_parse_threshold_negative_zero_is_zero(threshold: object) -> None:
     assert math.copysign(1.0, value) == 1.0
 
 
-def test_parse_multipart_lf_line_breaks_ask_for_crlf() -> None:
+def test_parse_multipart_lf_line_breaks() -> None:
     boundary = build_events.MULTIPART_BOUNDARY
     body = f'--{boundary}\nContent-Disposition: form-data; name="file1"\n\nabc\n--{boundary}--\n'
     event = build_events.http_event(
