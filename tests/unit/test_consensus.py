@@ -41,6 +41,40 @@ def test_consensus_follows_packshot_color():
     assert adjusted[1][14:30, 10:22].max() < 0.5
 
 
+def detail_crop() -> tuple[np.ndarray, np.ndarray]:
+    """A red garment filling the frame below a white band of 4 rows, the model unsure of it (0.4)."""
+    image = np.full((SIZE, SIZE, 3), RED, np.uint8)
+    image[:4] = WHITE
+    probs = np.full((SIZE, SIZE), 0.4, np.float32)
+    probs[:4] = 0.0
+    return image, probs
+
+
+def test_consensus_raises_product_filling_the_frame():
+    adjusted = run([packshot(), detail_crop()])
+    assert adjusted[1][4:].min() > 0.5
+
+
+def test_consensus_linear_background_misses_filling_product():
+    # Weighted by 1 - p, the unsure red pixels make most of the crop's background histogram.
+    adjusted = run([packshot(), detail_crop()], ConsensusSettings(background_power=1.0))
+    assert adjusted[1][4:].max() < 0.5
+
+
+def unsure_outfit() -> tuple[np.ndarray, np.ndarray]:
+    """The outfit of outfit(), the model undecided everywhere on it (0.5)."""
+    image, probs = outfit()
+    return image, np.where(probs > 0, np.float32(0.5), probs)
+
+
+def test_consensus_trusts_sharp_reference_more():
+    weighted = run([packshot(), unsure_outfit(), outfit()])
+    equal = run([packshot(), unsure_outfit(), outfit()], ConsensusSettings(reference_power=0.0))
+    blue = (slice(14, 30), slice(10, 22))
+    assert weighted[2][blue].max() < equal[2][blue].min()
+    assert weighted[2][blue].max() < 0.5
+
+
 def test_consensus_strength_zero_unchanged():
     views = [packshot(), outfit()]
     adjusted = run(views, ConsensusSettings(strength=0.0))
