@@ -30,6 +30,9 @@ ALPHA_MASK_LEVEL = 128
 ALPHA_GAIN = 4.0
 """Slope of alpha against probability around the threshold; the soft band spans 1 / ALPHA_GAIN in probability."""
 
+SOFT_BAND_RADIUS = 8
+"""Largest distance, in working-resolution pixels, from the hard mask at which alpha may stay above 0."""
+
 _UPSCALE_TILE = 64
 """Side, in working-resolution pixels, of the tiles that _upscale_by_integer_factor resizes separately."""
 
@@ -402,7 +405,10 @@ def _soft_alpha(
     threshold + 0.5 / ALPHA_GAIN. The background is fully transparent and the
     product fully opaque, with a soft band only where the probability crosses the
     threshold. Removed specks become 0 and filled holes 255; every other pixel is
-    clamped to its side of ALPHA_MASK_LEVEL.
+    clamped to its side of ALPHA_MASK_LEVEL. Off the mask, only pixels within
+    SOFT_BAND_RADIUS of it keep their alpha: the band smooths the product's edge,
+    and a region of middling probability away from the product (an arm beside
+    trousers) would otherwise show as a faint ghost in the cutout.
     """
     stretched = (refined - np.float32(threshold)) * np.float32(ALPHA_GAIN) + np.float32(0.5)
     shifted = np.clip(stretched, 0.0, 1.0) * np.float32(255.0)
@@ -411,6 +417,8 @@ def _soft_alpha(
     np.minimum(alpha, ALPHA_MASK_LEVEL - 1, out=alpha, where=~cleaned)
     alpha[raw_mask & ~cleaned] = 0
     alpha[cleaned & ~raw_mask] = 255
+    near_mask = box_mean(cleaned.astype(np.float32), SOFT_BAND_RADIUS) > 0
+    alpha[~near_mask] = 0
     return alpha
 
 

@@ -184,6 +184,17 @@ def test_refine_mask_far_speck_removed() -> None:
     assert (refined.mask ^ truth).mean() < 0.02
 
 
+def test_refine_mask_far_middling_region_transparent() -> None:
+    photo, truth = synthetic_product(400, 300)
+    probs = model_like_probs(truth).copy()
+    probs[2:12, 2:12] = 0.45  # under the threshold but inside the soft band, far from the product
+
+    refined = refine_mask(photo, probs)
+
+    assert not refined.alpha[:30, :30].any()
+    assert ((refined.alpha > 0) & ~refined.mask).any()  # the soft band along the product's edge stays
+
+
 def test_refine_mask_invalid_threshold_raises() -> None:
     photo, truth = synthetic_product(30, 20)
 
