@@ -30,9 +30,6 @@ ALPHA_MASK_LEVEL = 128
 ALPHA_GAIN = 4.0
 """Slope of alpha against probability around the threshold; the soft band spans 1 / ALPHA_GAIN in probability."""
 
-SOFT_BAND_RADIUS = 8
-"""Largest distance, in working-resolution pixels, from the hard mask at which alpha may stay above 0."""
-
 _UPSCALE_TILE = 64
 """Side, in working-resolution pixels, of the tiles that _upscale_by_integer_factor resizes separately."""
 
@@ -405,10 +402,11 @@ def _soft_alpha(
     threshold + 0.5 / ALPHA_GAIN. The background is fully transparent and the
     product fully opaque, with a soft band only where the probability crosses the
     threshold. Removed specks become 0 and filled holes 255; every other pixel is
-    clamped to its side of ALPHA_MASK_LEVEL. Off the mask, only pixels within
-    SOFT_BAND_RADIUS of it keep their alpha: the band smooths the product's edge,
-    and a region of middling probability away from the product (an arm beside
-    trousers) would otherwise show as a faint ghost in the cutout.
+    clamped to its side of ALPHA_MASK_LEVEL. Off the mask, a pixel keeps its alpha
+    only when a path of pixels with alpha above 0 joins it to the mask. The band
+    then fades the product's edge as far as the map's ramp reaches, and a region
+    of middling probability apart from the product (an arm beside trousers) does
+    not show as a faint ghost in the cutout.
     """
     stretched = (refined - np.float32(threshold)) * np.float32(ALPHA_GAIN) + np.float32(0.5)
     shifted = np.clip(stretched, 0.0, 1.0) * np.float32(255.0)
@@ -417,9 +415,29 @@ def _soft_alpha(
     np.minimum(alpha, ALPHA_MASK_LEVEL - 1, out=alpha, where=~cleaned)
     alpha[raw_mask & ~cleaned] = 0
     alpha[cleaned & ~raw_mask] = 255
-    near_mask = box_mean(cleaned.astype(np.float32), SOFT_BAND_RADIUS) > 0
-    alpha[~near_mask] = 0
+    alpha[~_joined_to_mask(alpha > 0, cleaned)] = 0
     return alpha
+
+
+def _joined_to_mask(visible: NDArray[np.bool_], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Return (h, w) bool: the pixels of visible in an 8-connected component that contains a pixel of mask.
+
+    Args:
+        visible: (h, w) bool, a superset of mask.
+        mask: (h, w) bool.
+    """
+    rows, starts, ends = _row_runs(visible)
+    components = _label_runs(rows, starts, ends, diagonal=True)
+    if components.size == 0:
+        return visible.copy()
+    # A run contains a mask pixel when the mask's running count rises between its start and end.
+    mask_count = np.zeros((mask.shape[0], mask.shape[1] + 1), dtype=np.int64)
+    np.cumsum(mask, axis=1, out=mask_count[:, 1:])
+    run_has_mask = mask_count[rows, ends] > mask_count[rows, starts]
+    keep = np.zeros(int(components.max()) + 1, dtype=bool)
+    keep[components[run_has_mask]] = True
+    joined = keep[components]
+    return _paint_runs(visible.shape, rows[joined], starts[joined], ends[joined])
 
 
 def _shrink_by_integer_factor(image: NDArray[np.uint8], factor: int) -> NDArray[np.uint8]:

@@ -195,6 +195,19 @@ def test_refine_mask_far_middling_region_transparent() -> None:
     assert ((refined.alpha > 0) & ~refined.mask).any()  # the soft band along the product's edge stays
 
 
+def test_refine_mask_wide_edge_ramp_kept() -> None:
+    photo, truth = synthetic_product(400, 300)
+    probs = model_like_probs(truth).copy()
+    ring = (box_mean(probs, 6) > 0.01) & (probs < 0.45)
+    probs[ring] = 0.45  # a ramp 6 map pixels (15 photo pixels) wide around the product
+
+    refined = refine_mask(photo, probs)
+
+    ring_in_photo = np.asarray(Image.fromarray(ring).resize((300, 400), Image.Resampling.NEAREST))
+    beyond_8_pixels = box_mean(refined.mask.astype(np.float32), 8) == 0
+    assert (refined.alpha[ring_in_photo & beyond_8_pixels] > 0).mean() > 0.3
+
+
 def test_refine_mask_invalid_threshold_raises() -> None:
     photo, truth = synthetic_product(30, 20)
 
