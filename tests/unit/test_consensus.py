@@ -75,6 +75,16 @@ def test_consensus_trusts_sharp_reference_more():
     assert weighted[2][blue].max() < 0.5
 
 
+def test_consensus_faint_view_barely_counts():
+    green = np.full((SIZE, SIZE, 3), (40, 160, 60), np.uint8)
+    faint = (green, np.full((SIZE, SIZE), 0.2, np.float32))  # no pixel reaches 0.25: no product shown
+
+    with_faint = run([faint, packshot(), outfit()])
+    without = run([packshot(), outfit()])
+
+    np.testing.assert_allclose(with_faint[2], without[1], atol=1e-3)
+
+
 def test_consensus_strength_zero_unchanged():
     views = [packshot(), outfit()]
     adjusted = run(views, ConsensusSettings(strength=0.0))
