@@ -12,19 +12,22 @@ and rare in v's own background gains logit, and the reverse loses it:
 
 where c is the pixel's color bin, B_v is v's background histogram, and
 F_others is the weighted geometric mean of the other views' product
-histograms. Each view weighs mask_confidence(view) ** reference_power, so a
-sharp packshot outweighs an on-model photo whose map is unsure between
-garments. A view alone is compared with its own product histogram.
+histograms. Each view's histogram is weighted by its
+mask_confidence ** reference_power, so a sharp packshot outweighs an on-model
+photo whose map is unsure between garments. A view alone is compared with its
+own product histogram.
 
-The power keeps B_v to the sure background. A view that the product fills,
-such as a detail crop, often gets middling probabilities on it. Weighted by
-1 - p alone, those pixels put the product's own colors into B_v, and the step
-then lowered the product further: on 120 training photos, detail crops in a
-full set lost 0.04 IoU against power 4. The cost: a middling region whose colors the reference lacks,
-such as bare arms beside trousers, puts less weight into B_v, so it is held
-back less than with 1 - p. An eps of 1e-4 instead of 1e-3 restores part of
-that: on the generated chinos set without a hint, 406 pixels of the arms stay
-on the front photo's mask instead of 958.
+The background power restricts B_v to the sure background. A view that the
+product fills, such as a detail crop, often gets middling probabilities on it.
+Weighted by 1 - p, those pixels put the product's own colors into B_v, and the
+step then lowered the product further. On 120 training photos, detail crops in
+a full set scored 0.04 IoU lower with 1 - p than with (1 - p) ** 4.
+
+The cost: a middling region whose colors the reference lacks, such as bare
+arms beside trousers, adds less to B_v, so it is held back less than with
+1 - p. An eps of 1e-4 instead of 1e-3 restores part of that. On the generated
+chinos set without a hint, 406 pixels of the arms stay on the front photo's
+mask instead of 958.
 
 The settings were chosen on 120 training photos rendered as evaluation sets;
 model/training/evaluate.py reports the IoU with and without this step on the
@@ -44,6 +47,9 @@ from numpy.typing import NDArray
 from handler.letterbox import Placement, crop_placement
 from handler.refine import CONFIDENCE_MARGIN, mask_confidence
 
+MIN_REFERENCE_CONFIDENCE = 0.05
+"""Confidence below which a view's product histogram is not weighted any lower in the reference."""
+
 
 @dataclass(frozen=True)
 class ConsensusSettings:
@@ -53,16 +59,16 @@ class ConsensusSettings:
         levels: bins per RGB channel; the histograms have levels**3 bins.
         strength: weight of the color log ratio added to the logit; 0 turns the step off.
         eps: added to every histogram share (shares sum to 1) before the ratio. The
-            smaller it is, the more a color that the reference lacks loses where the
-            view's background holds a little of it.
+            smaller it is, the more logit a color loses when the reference lacks it
+            and the view's background contains a little of it.
         limit: largest absolute log ratio.
         min_product_pixels: probability mass, in square pixels, below which a view's
             product histogram is ignored as a reference for the other views.
         background_power: a pixel counts in its view's background histogram with
             weight (1 - probability) ** background_power; 1 gives 1 - probability.
-        reference_power: a view's product histogram weighs its mask_confidence (at
-            threshold 0.5, whatever the request's threshold) to this power in the other
-            views' reference; 0 weighs all views equally.
+        reference_power: exponent of a view's mask_confidence, which weights its product
+            histogram in the other views' reference; 0 weights all views equally. The
+            confidence is taken at threshold 0.5, whatever the request's threshold.
     """
 
     levels: int = 8
@@ -123,19 +129,19 @@ def color_consensus(
 
 
 def _reference_weight(probs: NDArray[np.float32], power: float) -> float:
-    """Weigh a view's product histogram in the other views' reference.
+    """Compute the weight of a view's product histogram in the other views' reference.
 
     Args:
         probs: (N,) float32 probabilities of the view's pixels, 0-1.
         power: exponent applied to the view's mask confidence.
     Returns:
-        mask_confidence(probs) ** power, at least 0.05 ** power. A map with no pixel at
-        mask_confidence's lower level gets the floor: it shows no product, although
-        mask_confidence scores it as settled.
+        max(mask_confidence(probs), MIN_REFERENCE_CONFIDENCE) ** power. A map with no
+        pixel at mask_confidence's lower level counts as confidence 0: it shows no
+        product, although mask_confidence scores such a map 1.0.
     """
-    if not np.any(probs >= 0.5 - CONFIDENCE_MARGIN):
-        return 0.05**power
-    return max(mask_confidence(probs), 0.05) ** power
+    shows_product = bool(np.any(probs >= 0.5 - CONFIDENCE_MARGIN))
+    confidence = mask_confidence(probs) if shows_product else 0.0
+    return max(confidence, MIN_REFERENCE_CONFIDENCE) ** power
 
 
 def color_bins(squares: NDArray[np.uint8], levels: int) -> NDArray[np.intp]:

@@ -56,7 +56,7 @@ def test_consensus_raises_product_filling_the_frame():
 
 
 def test_consensus_linear_background_misses_filling_product():
-    # Weighted by 1 - p, the unsure red pixels make most of the crop's background histogram.
+    # Weighted by 1 - p, the unsure red pixels make up most of the crop's background histogram.
     adjusted = run([packshot(), detail_crop()], ConsensusSettings(background_power=1.0))
     assert adjusted[1][4:].max() < 0.5
 
