@@ -47,7 +47,7 @@ def main() -> None:
 
     first = torch.load(args.first, map_location="cpu")
     second = torch.load(args.second, map_location="cpu")
-    for key in ("width", "prior", "folded_batch_norm"):
+    for key in ("width", "prior", "fine_prior", "folded_batch_norm"):
         if first["settings"].get(key) != second["settings"].get(key):
             parser.error(f"the checkpoints differ in {key}: {first['settings'].get(key)} and {second['settings'].get(key)}")
     settings = dict(second["settings"], blend={"first": str(args.first), "second": str(args.second), "weight": args.weight})

@@ -123,7 +123,8 @@ def check_parity(net: SetSegNet, path: Path, feeds: list[dict[str, np.ndarray]],
 def load_checkpoint(path: Path) -> tuple[SetSegNet, dict]:
     """Rebuild the network from a checkpoint written by train.py."""
     checkpoint = torch.load(path, map_location="cpu")
-    net = SetSegNet(checkpoint["settings"]["width"], prior=checkpoint["settings"].get("prior", False))
+    settings = checkpoint["settings"]
+    net = SetSegNet(settings["width"], prior=settings.get("prior", False), fine_prior=settings.get("fine_prior", False))
     net.load_state_dict(checkpoint["state_dict"])
     return net.eval(), checkpoint["settings"]
 

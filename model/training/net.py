@@ -6,7 +6,8 @@ tokens of all present views, and an optional category hint is added to every
 token. With `prior=True` a product prior follows the attention (ProductPrior):
 a coarse product map per view, and for every cell how closely it matches the
 likely product cells of the other views. A U-Net decoder then predicts each
-view's product probability.
+view's product probability; with `fine_prior=True` it repeats the matching at
+S/8 (FinePrior).
 """
 
 from __future__ import annotations
@@ -112,22 +113,103 @@ class ProductPrior(nn.Module):
             (B x V, out_channels, h, w) float32 to add to the decoder's input,
             and (B, V, N) float32 coarse product logits.
         """
-        batch, views, cells, _ = fused.shape
+        batch, views, _, _ = fused.shape
         coarse = self.coarse(fused).squeeze(-1)
         score = torch.sigmoid(coarse)
-        weight = score * valid.unsqueeze(-1)
         features = F.normalize(self.match(encoded), dim=-1)
-        prototype = (features * weight.unsqueeze(-1)).sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp(min=1e-3).unsqueeze(-1)
-        to_prototype = (features * F.normalize(prototype, dim=-1)[:, None, None, :]).sum(-1)
-
-        flat = features.reshape(batch, views * cells, -1)
-        similarity = torch.matmul(flat, flat.transpose(1, 2)).reshape(batch, views, cells, views, cells)
-        other_view = 1.0 - torch.eye(views, dtype=fused.dtype, device=fused.device).reshape(1, views, 1, views, 1)
-        to_other_views = (similarity * weight.reshape(batch, 1, 1, views, cells) * other_view).amax(dim=(3, 4))
-
-        maps = torch.stack([score, to_prototype, to_other_views], dim=2)
-        maps = maps.reshape(batch * views, 3, grid[0], grid[1])
+        maps = match_maps(features, score, valid, features, score).reshape(batch * views, 3, grid[0], grid[1])
         return self.encode(maps), coarse
+
+
+def match_maps(
+    features: torch.Tensor, score: torch.Tensor, valid: torch.Tensor, keys: torch.Tensor, key_score: torch.Tensor
+) -> torch.Tensor:
+    """Stack each cell's product score with its two match maps.
+
+    Args:
+        features: (B, V, N, D) float32 unit-length cell features, N = cells per view.
+        score: (B, V, N) float32 product score of every cell, 0-1.
+        valid: (B, V) float32, 1 on present views.
+        keys: (B, V, K, D) float32 unit-length features of the cells to match
+            against (the same cells as features, or a coarser grid of them).
+        key_score: (B, V, K) float32 product score of those cells, 0-1.
+    Returns:
+        (B, V, 3, N) float32 maps. Map 0 is the score. Map 1 is the cosine
+        similarity to the set's prototype, the feature mean weighted by score on
+        present views (-1 to 1). Map 2 is the largest similarity to a key cell of
+        another present view, times that cell's score (-1 to 1).
+    """
+    batch, views, cells, _ = features.shape
+    weight = score * valid.unsqueeze(-1)
+    prototype = (features * weight.unsqueeze(-1)).sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp(min=1e-3).unsqueeze(-1)
+    to_prototype = (features * F.normalize(prototype, dim=-1)[:, None, None, :]).sum(-1)
+
+    key_count = keys.shape[2]
+    key_weight = key_score * valid.unsqueeze(-1)
+    similarity = torch.matmul(features.reshape(batch, views * cells, -1), keys.reshape(batch, views * key_count, -1).transpose(1, 2))
+    similarity = similarity.reshape(batch, views, cells, views, key_count)
+    other_view = 1.0 - torch.eye(views, dtype=features.dtype, device=features.device).reshape(1, views, 1, views, 1)
+    to_other_views = (similarity * key_weight.reshape(batch, 1, 1, views, key_count) * other_view).amax(dim=(3, 4))
+    return torch.stack([score, to_prototype, to_other_views], dim=2)
+
+
+class FinePrior(nn.Module):
+    """Product map and cross-view match maps at 1/8 scale, inside the decoder.
+
+    The coarse prior's cells are S/16 wide, so a thin garment (a strap, a
+    trouser leg seen from the side) rarely fills one. This prior repeats the
+    matching at S/8. A 1x1 convolution scores every cell of the decoder's S/8
+    features as product or not. The encoder's S/8 features give the cells'
+    match features. match_maps then compares every cell with the cells of the
+    other views, pooled to S/16 by product score. As in
+    ProductPrior, the last convolution starts at zero, so a network trained
+    without this prior starts out unchanged.
+
+    Args:
+        encoder_channels: channels of the encoder's S/8 features.
+        decoder_channels: channels of the decoder's S/8 features; also the output channels.
+        match_dim: length of the match features.
+    """
+
+    def __init__(self, encoder_channels: int, decoder_channels: int, match_dim: int = 16) -> None:
+        super().__init__()
+        self.coarse = nn.Conv2d(decoder_channels, 1, 1)
+        self.match = nn.Conv2d(encoder_channels, match_dim, 1)
+        self.encode = nn.Sequential(ConvBnRelu(3, 16, 3), nn.Conv2d(16, decoder_channels, 1))
+        nn.init.zeros_(self.encode[1].weight)
+        nn.init.zeros_(self.encode[1].bias)
+
+    def forward(self, decoded: torch.Tensor, encoded: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute the prior.
+
+        Args:
+            decoded: (B x V, decoder_channels, h, w) float32 decoder features at S/8.
+            encoded: (B x V, encoder_channels, h, w) float32 encoder features at S/8.
+            valid: (B, V) float32, 1 on present views.
+        Returns:
+            (B x V, decoder_channels, h, w) float32 to add to the decoder features,
+            and (B, V, h, w) float32 product logits per cell.
+        """
+        batch, views = valid.shape
+        height, width = decoded.shape[-2:]
+        coarse = self.coarse(decoded)
+        score = torch.sigmoid(coarse)
+        features = F.normalize(self.match(encoded), dim=1)
+        # Keys on a 2x coarser grid: each is the score-weighted mean of 2x2 cells. Matching every
+        # S/8 cell with every other S/8 cell doubled the network's time.
+        key_score = F.avg_pool2d(score, 2)
+        keys = F.normalize(F.avg_pool2d(features * score, 2) / key_score.clamp(min=1e-3), dim=1)
+        maps = match_maps(
+            as_cells(features, batch, views), as_cells(score, batch, views)[..., 0], valid,
+            as_cells(keys, batch, views), as_cells(key_score, batch, views)[..., 0],
+        )
+        return self.encode(maps.reshape(batch * views, 3, height, width)), coarse.reshape(batch, views, height, width)
+
+
+def as_cells(maps: torch.Tensor, batch: int, views: int) -> torch.Tensor:
+    """Turn (B x V, C, h, w) float32 maps into (B, V, h x w, C) cell vectors."""
+    channels = maps.shape[1]
+    return maps.reshape(batch, views, channels, -1).transpose(2, 3)
 
 
 class SetSegNet(nn.Module):
@@ -136,9 +218,10 @@ class SetSegNet(nn.Module):
     Args:
         width: channel multiplier; channels per scale are width x (1, 1.5, 3, 5, 8).
         prior: add the ProductPrior after the cross-view attention.
+        fine_prior: add the FinePrior to the decoder at S/8.
     """
 
-    def __init__(self, width: int = 16, prior: bool = False) -> None:
+    def __init__(self, width: int = 16, prior: bool = False, fine_prior: bool = False) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = (width, int(width * 1.5), width * 3, width * 5, width * 8)
         self.stem = ConvBnRelu(3, c1, 3, 2)  # S/2
@@ -151,23 +234,25 @@ class SetSegNet(nn.Module):
         self.prior = ProductPrior(c5, c4) if prior else None
         self.from_tokens = ConvBnRelu(c5, c4, 1)
         self.up3 = nn.Sequential(ConvBnRelu(c4 + c3, c3, 1), SeparableBlock(c3, c3))
+        self.fine_prior = FinePrior(c3, c3) if fine_prior else None
         self.up2 = nn.Sequential(ConvBnRelu(c3 + c2, c2, 1), SeparableBlock(c2, c2))
         self.up1 = nn.Sequential(ConvBnRelu(c2 + c1, c1, 1), SeparableBlock(c1, c1))
         self.head = nn.Conv2d(c1, 1, 1)
 
     def forward(
         self, images: torch.Tensor, valid: torch.Tensor, category: torch.Tensor, *, with_coarse: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Predict product logits.
 
         Args:
             images: (B, V, 3, S, S) float32, RGB scaled to [-1, 1]; S divisible by 16.
             valid: (B, V) float32, 1 on present views and 0 on padding views.
             category: (B,) int64 category id, 0 for no hint.
-            with_coarse: also return the prior's coarse logits (training only).
+            with_coarse: also return the priors' product logits per cell (training only).
         Returns:
-            (B, V, S, S) float32 logits; with with_coarse, also (B, V, S/16, S/16)
-            float32 coarse logits, or None when the network has no prior.
+            (B, V, S, S) float32 logits; with with_coarse, also a list of the priors'
+            (B, V, h, w) float32 logits per cell: (S/16, S/16) for ProductPrior,
+            (S/8, S/8) for FinePrior, empty when the network has neither.
         """
         batch, views, _, size, _ = images.shape
         x = images.reshape(batch * views, 3, size, size)
@@ -187,18 +272,22 @@ class SetSegNet(nn.Module):
         )
 
         y = self.from_tokens(fused)
-        coarse = None
+        coarse_maps = []
         if self.prior is not None:
             grid = (s16.shape[2], s16.shape[3])
             prior, coarse = self.prior(tokens.reshape(batch, views, cells, channels), encoded, valid, grid)
             y = y + prior
-            coarse = coarse.reshape(batch, views, grid[0], grid[1])
+            coarse_maps.append(coarse.reshape(batch, views, grid[0], grid[1]))
         y = self.up3(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False), s8], 1))
+        if self.fine_prior is not None:
+            fine, coarse = self.fine_prior(y, s8, valid)
+            y = y + fine
+            coarse_maps.append(coarse)
         y = self.up2(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False), s4], 1))
         y = self.up1(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False), s2], 1))
         logits = F.interpolate(self.head(y), scale_factor=2.0, mode="bilinear", align_corners=False)
         logits = logits.reshape(batch, views, size, size)
-        return (logits, coarse) if with_coarse else logits
+        return (logits, coarse_maps) if with_coarse else logits
 
 
 class ProbabilityModel(nn.Module):

@@ -123,7 +123,8 @@ def recover(path: Path) -> tuple[SetSegNet, dict]:
     weights = onnx_weights(proto)
     width = int(weights["stem.0.weight"].shape[0])
     prior = "prior.coarse.weight" in weights
-    net = SetSegNet(width, prior=prior)
+    fine_prior = "fine_prior.coarse.weight" in weights
+    net = SetSegNet(width, prior=prior, fine_prior=fine_prior)
     load_folded(net, weights)
     size = int(metadata["input_size"])
     settings = {
@@ -131,6 +132,7 @@ def recover(path: Path) -> tuple[SetSegNet, dict]:
         "sizes": [size],
         "width": width,
         "prior": prior,
+        "fine_prior": fine_prior,
         "step": 0,
         "seed": None,
         "init": str(path),

@@ -8,8 +8,9 @@ torch==2.13.0, CPU build):
 `--sizes` trains at several input sides, one side per batch, so the same
 weights can be exported and measured at each of them (model.training.choose_size).
 `--init` starts from the weights of an earlier checkpoint of the same width.
-`--prior` adds the network's ProductPrior; a checkpoint trained without it
-can still be the `--init`, and the prior then starts from scratch. A checkpoint
+`--prior` adds the network's ProductPrior and `--fine-prior` its FinePrior; a
+checkpoint trained without them can still be the `--init`, and a prior it
+lacks then starts from scratch, with its output at zero. A checkpoint
 rebuilt from the committed ONNX file (model.training.recover) works as `--init`
 too; its batch norms are folded, so they stay in evaluation mode throughout.
 `--ema` keeps an exponential moving average of the weights and saves it as the
@@ -38,7 +39,7 @@ HINT_RATE = 0.5
 """Share of training sets that carry their category hint; the others get id 0."""
 
 COARSE_WEIGHT = 0.5
-"""Weight of the prior's coarse-map loss against the full-resolution loss."""
+"""Weight of each prior's per-cell product loss against the full-resolution loss."""
 
 
 class SetStream(torch.utils.data.IterableDataset):
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--init", type=Path, default=None, help="checkpoint whose weights to start from")
     parser.add_argument("--width", type=int, default=16, help="channel multiplier of SetSegNet")
     parser.add_argument("--prior", action="store_true", help="add the ProductPrior (coarse map and cross-view matches)")
+    parser.add_argument("--fine-prior", action="store_true", help="add the FinePrior (product map and matches at 1/8 scale)")
     parser.add_argument("--batch", type=int, default=12, help="product sets per step")
     parser.add_argument("--minutes", type=float, default=90.0, help="training time budget in minutes")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of AdamW")
@@ -176,6 +178,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="share of studio backgrounds (product views and product-free frames) that are dark or colored",
+    )
+    parser.add_argument(
+        "--init-lr-scale",
+        type=float,
+        default=1.0,
+        help="learning rate of the weights taken from --init, as a share of --lr; new modules get --lr",
     )
     parser.add_argument("--ema", type=float, default=0.0, help="decay of the weight average saved as the checkpoint (0: none)")
     args = parser.parse_args()
@@ -207,23 +215,30 @@ def main() -> None:
         args.dark_backdrop_rate,
     )
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, num_workers=args.workers, persistent_workers=args.workers > 0)
-    net = SetSegNet(args.width, prior=args.prior)
+    net = SetSegNet(args.width, prior=args.prior, fine_prior=args.fine_prior)
     args.folded_batch_norm = False
+    new_modules: set[str] = set()
     if args.init is not None:
         start_from = torch.load(args.init, map_location="cpu")
         if start_from["settings"]["width"] != args.width:
             parser.error(f"--init checkpoint has width {start_from['settings']['width']}, not {args.width}")
         if start_from["settings"].get("prior", False) and not args.prior:
             parser.error("--init checkpoint was trained with the prior, so add --prior")
+        if start_from["settings"].get("fine_prior", False) and not args.fine_prior:
+            parser.error("--init checkpoint was trained with the fine prior, so add --fine-prior")
         keys = net.load_state_dict(start_from["state_dict"], strict=False)
-        if keys.unexpected_keys or any(not key.startswith("prior.") for key in keys.missing_keys):
+        if keys.unexpected_keys or any(not key.startswith(("prior.", "fine_prior.")) for key in keys.missing_keys):
             parser.error(f"--init checkpoint does not match this network: missing {keys.missing_keys}, unexpected {keys.unexpected_keys}")
+        new_modules = {key.split(".", 1)[0] for key in keys.missing_keys}
         args.folded_batch_norm = bool(start_from["settings"].get("folded_batch_norm", False))
         step_of_init = start_from["settings"]["step"]
         logger.info("initialized from %s (step %d, folded batch norm %s)", args.init, step_of_init, args.folded_batch_norm)
     average = WeightAverage(net, args.ema) if args.ema > 0 else None
-    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    logger.info("parameters=%d train_photos=%d sizes=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes)
+    optimizer = torch.optim.AdamW(parameter_groups(net, new_modules, args.init_lr_scale), lr=args.lr, weight_decay=1e-4)
+    logger.info(
+        "parameters=%d train_photos=%d sizes=%s new_modules=%s", sum(p.numel() for p in net.parameters()), len(train_ids), args.sizes,
+        sorted(new_modules),
+    )
 
     budget = args.minutes * 60
     start = time.monotonic()
@@ -235,14 +250,14 @@ def main() -> None:
         progress = elapsed / budget
         warmup = min(1.0, (step + 1) / 200)
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = group["scale"] * args.lr * warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
         net.train()
         if args.folded_batch_norm:
             freeze_batch_norm(net)
-        logits, coarse = net(normalize(images), valid, category, with_coarse=True)
+        logits, coarse_maps = net(normalize(images), valid, category, with_coarse=True)
         loss = set_loss(logits, masks, valid, others, args.other_weight)
-        if coarse is not None:
+        for coarse in coarse_maps:
             loss = loss + COARSE_WEIGHT * coarse_loss(coarse, masks, valid)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -265,6 +280,22 @@ def main() -> None:
             save_checkpoint(net, args, step, args.out / "last.pt", average)
     save_checkpoint(net, args, step, args.out / "last.pt", average)
     logger.info("finished step=%d minutes=%.1f", step, (time.monotonic() - start) / 60)
+
+
+def parameter_groups(net: SetSegNet, new_modules: set[str], init_scale: float) -> list[dict]:
+    """Split net's parameters into AdamW groups, each with a "scale" of the peak learning rate.
+
+    Args:
+        net: the network.
+        new_modules: names of the top-level modules that --init did not fill ("fine_prior").
+        init_scale: scale of every other parameter; the new modules get 1.
+    """
+    fresh = [param for name, param in net.named_parameters() if name.split(".", 1)[0] in new_modules]
+    loaded = [param for name, param in net.named_parameters() if name.split(".", 1)[0] not in new_modules]
+    groups = [{"params": loaded, "scale": init_scale}]
+    if fresh:
+        groups.append({"params": fresh, "scale": 1.0})
+    return groups
 
 
 class WeightAverage:
@@ -303,6 +334,7 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "sizes": args.sizes,
         "width": args.width,
         "prior": args.prior,
+        "fine_prior": args.fine_prior,
         "step": step,
         "seed": args.seed,
         "init": str(args.init) if args.init else None,
@@ -312,6 +344,7 @@ def save_checkpoint(net: SetSegNet, args: argparse.Namespace, step: int, path: P
         "busy_empty_rate": args.busy_empty_rate,
         "dark_backdrop_rate": args.dark_backdrop_rate,
         "ema": args.ema,
+        "init_lr_scale": args.init_lr_scale,
         "folded_batch_norm": args.folded_batch_norm,
     }
     state_dict = average.state if average is not None else net.state_dict()
