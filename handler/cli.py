@@ -19,6 +19,7 @@ import logging
 import mimetypes
 import os
 import re
+import stat
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from handler import app, errors, payload, response, results
 from handler.batch_manifest import BATCH_DESCRIPTION, ManifestError, check_entry_fields, check_manifest
 from handler.categories import ACCEPTED_CATEGORIES
+from handler.storage import MAX_OBJECT_BYTES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,6 +54,10 @@ class CliError(Exception):
     def __init__(self, message: str, *, image_index: int | None = None) -> None:
         super().__init__(message)
         self.image_index = image_index
+
+
+class InputWouldBeReplacedError(CliError):
+    """An input file lies in the output folder under the name of an output file."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="segment 1 to 4 photos of one product")
     segment.add_argument(
-        "images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP, or another format Pillow reads)"
+        "images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP, GIF, BMP or TIFF)"
     )
     segment.add_argument("--out", required=True, type=Path, help="output folder, created if missing")
     segment.add_argument(
@@ -188,6 +194,7 @@ def parse_category_option(text: str) -> str | None:
 def run_segment(args: argparse.Namespace) -> int:
     """Segment one product's photos into args.out."""
     check_out_folder(args.out)
+    check_inputs_kept(args.images, args.out)
     # resolve() turns "." or ".." into the folder's own name.
     product_id = args.product_id or folder_product_id(args.out.resolve().name)
     segment = build_segment(args.images, threshold=args.threshold, category=args.category, product_id=product_id)
@@ -218,8 +225,13 @@ def run_batch(args: argparse.Namespace) -> int:
         try:
             check_entry_fields(entry)
             paths = [base / name for name in entry["images"]]
+            check_inputs_kept([*paths, args.manifest], folder)
             segment = build_segment(paths, threshold=args.threshold, category=entry.get("category"), product_id=set_id)
             write_outputs(folder, segment)
+        except InputWouldBeReplacedError as err:
+            # error.json would replace that input as well, so the set's folder is left alone.
+            failed.append(set_id)
+            tqdm.write(f"fashion-seg: set {set_id} failed: {err}", file=sys.stderr)
         except (errors.ApiError, CliError, ManifestError) as err:
             failed.append(set_id)
             api_error = err if isinstance(err, errors.ApiError) else errors.InvalidRequestError(str(err), image_index=err.image_index)
@@ -239,6 +251,7 @@ def run_invoke(args: argparse.Namespace) -> int:
     event = read_json(args.event, description="event file")
     if args.out is not None:
         check_out_folder(args.out)
+        check_inputs_kept([args.event], args.out)
     # LocalContext has every attribute the handler and its logger read.
     context = cast(LambdaContext, LocalContext(aws_request_id=f"local-{uuid.uuid4()}"))
     try:
@@ -313,11 +326,11 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
             location = image.get(kind)
             if isinstance(location, dict) and "png_base64" in location:
                 name = results.view_file_name(kind, image["index"])
-                (folder / name).write_bytes(base64.b64decode(location["png_base64"]))
+                write_file(folder / name, base64.b64decode(location["png_base64"]))
                 image[kind] = {"path": name}
     # An error document goes to error.json, as in fashion-seg batch.
     path = folder / ("error.json" if "error" in document else "result.json")
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    write_file(path, (json.dumps(document, indent=2) + "\n").encode())
     return path
 
 
@@ -343,7 +356,7 @@ def save_body(folder: Path, result: Mapping[str, Any], body: str) -> Path:
         data = body.encode("utf-8")
     prepare_output_folder(folder)
     path = folder / f"response{mimetypes.guess_extension(media_type) or '.bin'}"
-    path.write_bytes(data)
+    write_file(path, data)
     return path
 
 
@@ -381,13 +394,13 @@ def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Seg
     locations = []
     for index, pngs in enumerate(response.encode_views(segmentation.result)):
         mask_name, cutout_name = results.view_file_name("mask", index), results.view_file_name("cutout", index)
-        (folder / mask_name).write_bytes(pngs.mask)
-        (folder / cutout_name).write_bytes(pngs.cutout)
+        write_file(folder / mask_name, pngs.mask)
+        write_file(folder / cutout_name, pngs.cutout)
         locations.append((response.file_location(mask_name), response.file_location(cutout_name)))
     document = response.result_document(
         segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=segmentation.timings_ms
     )
-    (folder / "result.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_file(folder / "result.json", (json.dumps(document, indent=2) + "\n").encode())
 
 
 def read_batch_manifest(path: Path) -> list[dict[str, Any]]:
@@ -408,6 +421,39 @@ def write_error_document(folder: Path, error: errors.ApiError) -> None:
         tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err}", file=sys.stderr)
     except OSError as err:
         tqdm.write(f"fashion-seg: cannot write {folder / 'error.json'}: {err.strerror}", file=sys.stderr)
+
+
+def check_inputs_kept(paths: Sequence[Path], folder: Path) -> None:
+    """Reject a run whose outputs would replace one of its own input files.
+
+    prepare_output_folder deletes the files in folder whose names match OUTPUT_NAME, so a
+    photo called response.jpg or mask-0.png inside --out would be lost.
+
+    Raises:
+        InputWouldBeReplacedError: an input path is such a file.
+    """
+    try:
+        target = folder.resolve()
+    except (OSError, ValueError):
+        return  # creating the folder will fail and report it
+    for path in paths:
+        try:
+            resolved = path.resolve()
+        except (OSError, ValueError):
+            continue  # read_file reports an unusable path (a NUL character, a symlink loop)
+        if resolved.parent == target and OUTPUT_NAME.fullmatch(resolved.name):
+            raise InputWouldBeReplacedError(
+                f"{path} is in the output folder {folder} and has the name of an output file, so this run would "
+                "replace it; choose another --out folder or rename the file"
+            )
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write an output file; a file-system error becomes a CliError that names the path."""
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 def check_out_folder(path: Path) -> None:
@@ -438,8 +484,27 @@ def prepare_output_folder(folder: Path) -> None:
 
 
 def read_file(path: Path, *, description: str, image_index: int | None = None) -> bytes:
+    """Read a regular file of at most MAX_OBJECT_BYTES, the limit of an S3 input object.
+
+    Raises:
+        CliError: the file is missing, unreadable, not a regular file (a folder, a device or a
+            named pipe, which could be endless or block) or too large.
+    """
     try:
-        return path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CliError(f"{description} {path} is not a regular file", image_index=image_index)
+        if info.st_size > MAX_OBJECT_BYTES:
+            raise CliError(
+                f"{description} {path} is {info.st_size} bytes; at most {MAX_OBJECT_BYTES} bytes are accepted",
+                image_index=image_index,
+            )
+        with path.open("rb") as file:
+            # The size may have grown since stat(); read one byte past the limit to notice.
+            data = file.read(MAX_OBJECT_BYTES + 1)
+        if len(data) > MAX_OBJECT_BYTES:
+            raise CliError(f"{description} {path} is larger than {MAX_OBJECT_BYTES} bytes", image_index=image_index)
+        return data
     except FileNotFoundError as err:
         raise CliError(f"{description} {path} not found", image_index=image_index) from err
     except OSError as err:

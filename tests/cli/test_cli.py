@@ -317,7 +317,7 @@ def test_segment_undecodable_photo_names_path(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert code == 2
     assert str(broken) in err
-    assert "JPEG, PNG or WebP" in err
+    assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in err
     assert "object at 0x" not in err
 
 
@@ -472,3 +472,83 @@ def test_invoke_missing_event_file_exit_2(tmp_path: Path, capsys: pytest.Capture
 
     assert code == 2
     assert "absent.json not found" in capsys.readouterr().err
+
+
+def test_segment_input_in_out_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a photo inside the output folder whose name is that of an output file
+    photo = tmp_path / "response.jpg"
+    shutil.copy(SAMPLES_DIR / "front.jpg", photo)
+    original = photo.read_bytes()
+
+    code = cli.main(["segment", str(photo), "--out", str(tmp_path)])
+
+    # THEN the run stops before writing anything and the photo is intact
+    assert code == 2
+    assert "would replace it" in capsys.readouterr().err
+    assert photo.read_bytes() == original
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["response.jpg"]
+
+
+def test_batch_input_in_out_fails_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    (out / "risky").mkdir(parents=True)
+    shutil.copy(SAMPLES_DIR / "front.jpg", out / "risky" / "mask-0.png")
+    original = (out / "risky" / "mask-0.png").read_bytes()
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(
+        json.dumps([{"id": "risky", "images": ["out/risky/mask-0.png"]}, {"id": "fine", "images": [str(SAMPLES_DIR / "detail.jpg")]}])
+    )
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    assert code == 1
+    assert "set risky failed" in capsys.readouterr().err
+    assert sorted(path.name for path in (out / "risky").iterdir()) == ["mask-0.png"]
+    assert (out / "risky" / "mask-0.png").read_bytes() == original
+    assert (out / "fine" / "result.json").is_file()
+
+
+def test_batch_unwritable_output_fails_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an earlier folder named like an output file, where the first set's mask goes
+    out = tmp_path / "out"
+    (out / "first" / "mask-0.png").mkdir(parents=True)
+    manifest = tmp_path / "sets.json"
+    detail = str(SAMPLES_DIR / "detail.jpg")
+    manifest.write_text(json.dumps([{"id": "first", "images": [detail]}, {"id": "second", "images": [detail]}]))
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    # THEN the first set fails with a message and an error.json, and the second set still runs
+    assert code == 1
+    assert "cannot write" in capsys.readouterr().err
+    error = json.loads((out / "first" / "error.json").read_text())["error"]
+    assert "mask-0.png" in error["message"]
+    assert (out / "second" / "result.json").is_file()
+
+
+def test_segment_unwritable_output_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out" / "result.json").mkdir(parents=True)
+
+    code = cli.main(["segment", str(SAMPLES_DIR / "detail.jpg"), "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_segment_device_file_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["segment", "/dev/zero", "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert "/dev/zero is not a regular file" in capsys.readouterr().err
+
+
+def test_segment_oversized_file_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = tmp_path / "big.jpg"
+    shutil.copy(SAMPLES_DIR / "detail.jpg", photo)
+    monkeypatch.setattr(cli, "MAX_OBJECT_BYTES", photo.stat().st_size - 1)
+
+    code = cli.main(["segment", str(photo), "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert f"at most {photo.stat().st_size - 1} bytes are accepted" in capsys.readouterr().err
