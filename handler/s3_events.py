@@ -62,21 +62,28 @@ class BatchEvent:
 
 
 def input_prefix() -> str:
-    """Return the key prefix under which manifests are uploaded (env INPUT_PREFIX)."""
-    return os.environ.get("INPUT_PREFIX", "incoming/")
+    """Return the key prefix under which manifests are uploaded (env INPUT_PREFIX), see folder_prefix."""
+    return folder_prefix(os.environ.get("INPUT_PREFIX", "incoming/"))
 
 
 def output_prefix() -> str:
-    """Return the key prefix under which results are written (env OUTPUT_PREFIX)."""
-    return os.environ.get("OUTPUT_PREFIX", "results/")
+    """Return the key prefix under which results are written (env OUTPUT_PREFIX), see folder_prefix."""
+    return folder_prefix(os.environ.get("OUTPUT_PREFIX", "results/"))
+
+
+def folder_prefix(prefix: str) -> str:
+    """Read a key prefix as a folder: "incoming" becomes "incoming/"; "" (the bucket's top) stays."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
     """Pick the manifest uploads out of an S3 notification.
 
     A record counts only when it is an ObjectCreated event for exactly
-    ``<INPUT_PREFIX><product-id>/manifest.json``. Every other record, the function's own
-    outputs included, is returned in ``ignored`` so that a write can never trigger a new run.
+    ``<INPUT_PREFIX><product-id>/manifest.json``. Every other record is returned in ``ignored``.
+    The function never writes a file named manifest.json, and a key under ``<OUTPUT_PREFIX>`` in
+    the bucket that receives the results is ignored as well, so a write can never trigger a new
+    run. Results go to OUTPUT_BUCKET, or to the manifest's own bucket when it is not set.
     Records without eventSource "aws:s3", eventName, bucket name or object key are described in
     ``malformed`` and skipped. Keys arrive URL-encoded ('+' for space, %xx escapes) and are decoded here.
 
@@ -89,6 +96,7 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
             "The S3 notification has no records; expected 'Records' to be a non-empty list of S3 event records."
         )
     prefix, results = input_prefix(), output_prefix()
+    result_bucket = os.environ.get("OUTPUT_BUCKET") or None
     manifests: list[S3Ref] = []
     ignored: list[S3Ref] = []
     malformed: list[str] = []
@@ -99,7 +107,8 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
             continue
         relative = ref.key[len(prefix) :] if ref.key.startswith(prefix) else ""
         folder, _, name = relative.partition("/")
-        is_manifest = bool(folder) and name == MANIFEST_NAME and not ref.key.startswith(results)
+        in_results = bool(results) and ref.key.startswith(results) and ref.bucket == (result_bucket or ref.bucket)
+        is_manifest = bool(folder) and name == MANIFEST_NAME and not in_results
         if event_name.startswith("ObjectCreated") and is_manifest:
             manifests.append(ref)
         else:

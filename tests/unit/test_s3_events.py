@@ -60,6 +60,34 @@ def test_s3_notification_input_prefix_from_env(monkeypatch: pytest.MonkeyPatch) 
     assert parse(s3_record("incoming/p1/manifest.json")).manifests == ()
 
 
+@pytest.mark.parametrize("output_prefix", ["", "inc", "incoming/"])
+def test_output_prefix_other_bucket_ignored(monkeypatch: pytest.MonkeyPatch, output_prefix: str) -> None:
+    # GIVEN results that go to another bucket, under a prefix that the manifest key also starts with
+    monkeypatch.setenv("OUTPUT_BUCKET", "results-bucket")
+    monkeypatch.setenv("OUTPUT_PREFIX", output_prefix)
+
+    parsed = parse(s3_record("incoming/p1/manifest.json"))
+
+    assert [ref.key for ref in parsed.manifests] == ["incoming/p1/manifest.json"]
+
+
+def test_output_prefix_same_bucket_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN manifests at the bucket's top and results written to the same bucket under results/
+    monkeypatch.delenv("OUTPUT_BUCKET", raising=False)
+    monkeypatch.setenv("INPUT_PREFIX", "")
+    monkeypatch.setenv("OUTPUT_PREFIX", "results/")
+
+    assert parse(s3_record("p1/manifest.json")).manifests[0].key == "p1/manifest.json"
+    assert parse(s3_record("results/manifest.json")).manifests == ()
+
+
+def test_input_prefix_without_slash_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INPUT_PREFIX", "incoming")
+
+    assert parse(s3_record("incoming/p1/manifest.json")).manifests[0].key == "incoming/p1/manifest.json"
+    assert parse(s3_record("incomingp1/manifest.json")).manifests == ()
+
+
 def test_batch_event_schema_2() -> None:
     parsed = parse(load_event("s3-batch.json"))
 
