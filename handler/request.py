@@ -337,10 +337,12 @@ def _describe_form_error(err: multipart.MultipartError, boundary: str, *, seen_p
             f"send each field once. {accepted}"
         )
     if not seen_part:
+        # The parser's own words say whether the delimiter or the first part's headers were wrong.
         return (
-            f"The multipart/form-data body has no part delimited by the boundary {boundary!r} from the "
-            f"Content-Type header; each part must start with a line --{boundary} ending in CRLF (\\r\\n), "
-            f"and the body must end with --{boundary}--. {accepted}"
+            f"The multipart/form-data body has no valid part ({text}). Each part must start with a line "
+            f"--{boundary} (the boundary from the Content-Type header) ending in CRLF (\\r\\n), then a "
+            f"'Content-Disposition: form-data; name=...' header, and the body must end with --{boundary}--. "
+            f"{accepted}"
         )
     if "Unexpected end" in text:
         return f"The multipart/form-data body ends before its closing line --{boundary}--; send the whole body. {accepted}"

@@ -432,9 +432,33 @@ def test_parse_multipart_unmatched_boundary(body: bytes) -> None:
         parse(event)
 
     message = info.value.message
-    assert f"no part delimited by the boundary {build_events.MULTIPART_BOUNDARY!r}" in message
+    assert "no valid part" in message
+    assert f"--{build_events.MULTIPART_BOUNDARY} (the boundary from the Content-Type header)" in message
     assert f"--{build_events.MULTIPART_BOUNDARY}--" in message
     assert "file1, file2, file3, file4, threshold, category" in message
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (b"Content-Type: image/jpeg\r\n", "Content-Disposition"),
+        (b"Content-Disposition: attachment; name=\"file1\"\r\n", "type"),
+    ],
+    ids=["no-disposition", "attachment"],
+)
+def test_multipart_bad_part_header_reason(headers: bytes, reason: str) -> None:
+    # GIVEN a body with the right boundary whose only part has an unusable header
+    boundary = build_events.MULTIPART_BOUNDARY.encode()
+    body = b"--" + boundary + b"\r\n" + headers + b"\r\nabc\r\n--" + boundary + b"--\r\n"
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event("/segment", base64.b64encode(body).decode(), content_type=content_type, is_base64=True)
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    # THEN the message carries the parser's reason and the expected header
+    assert reason in info.value.message
+    assert "'Content-Disposition: form-data; name=...' header" in info.value.message
 
 
 def test_parse_multipart_too_many_parts() -> None:
