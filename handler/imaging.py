@@ -34,7 +34,13 @@ _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFE
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
-ACCEPTED_FORMATS_TEXT = "a JPEG, PNG or WebP file, or another format Pillow reads such as BMP, GIF or TIFF"
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+"""Pillow format names that decode_image opens. JPEG covers the multi-picture JPEG (MPO) of some cameras.
+
+Pillow reads many more formats, some through outside programs: EPS and PostScript through
+Ghostscript. A service that decodes uploads from anyone keeps to the photo formats."""
+
+ACCEPTED_FORMATS_TEXT = "a JPEG, PNG, WebP, GIF, BMP or TIFF file"
 """The accepted image formats, as named in decode errors."""
 
 # Matches a default object repr such as "<_io.BytesIO object at 0x7f...>".
@@ -68,7 +74,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArra
     so a small file that declares a huge image is rejected cheaply.
 
     Args:
-        data: the encoded file (any format Pillow reads: JPEG, PNG, WebP, GIF, TIFF, ...).
+        data: the encoded file, in one of ACCEPTED_FORMATS.
             Of a multi-frame file, only the first frame is decoded.
         max_pixels: largest accepted width x height.
     Returns:
@@ -83,7 +89,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArra
         with warnings.catch_warnings():
             # Our own max_pixels check below replaces Pillow's global size warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError as err:
         # Pillow rejects a header declaring over 2 x Image.MAX_IMAGE_PIXELS before our check runs.
         declared = f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP according to its header"
@@ -247,7 +253,7 @@ def read_image_size(data: bytes) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
                 return image.size
     except (Image.DecompressionBombError, *_DECODE_ERRORS):
         return None

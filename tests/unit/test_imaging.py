@@ -351,3 +351,32 @@ def test_make_cutout_alpha_attached_and_transparent_color_zeroed() -> None:
 def test_make_cutout_mismatched_alpha_raises() -> None:
     with pytest.raises(ValueError, match=r"\(3, 4\)"):
         make_cutout(np.zeros((3, 4, 3), np.uint8), np.zeros((4, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n%%EOF\n",
+        b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n",
+    ],
+    ids=["eps", "pdf"],
+)
+def test_decode_image_unlisted_format_rejected(data: bytes) -> None:
+    with pytest.raises(UndecodableImageError) as info:
+        decode_image(data)
+
+    assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in str(info.value)
+    assert "Ghostscript" not in str(info.value)
+    assert read_image_size(data) is None
+
+
+def test_decode_image_icon_rejected() -> None:
+    with pytest.raises(UndecodableImageError):
+        decode_image(encode(Image.new("RGB", (64, 64), RED), "ICO"))
+
+
+@pytest.mark.parametrize("file_format", ["TIFF", "BMP", "GIF", "WEBP", "MPO"])
+def test_decode_image_listed_format_accepted(file_format: str) -> None:
+    decoded = decode_image(encode(Image.new("RGB", (48, 40), RED), file_format))
+
+    assert decoded.shape == (40, 48, 3)
