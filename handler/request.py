@@ -208,6 +208,7 @@ def parse_api_event(call: ApiCall) -> SegmentRequest:
         ApiError: any other invalid field, from ``parse_payload`` or ``parse_form``.
     """
     is_legacy = check_route(call)
+    check_query(call.query, LEGACY_QUERY if is_legacy else ())
     body = read_body(call)
     content_type = call.headers.get("content-type") or ""
     media_type, options = multipart.parse_options_header(content_type) if content_type else ("", {})
@@ -227,6 +228,27 @@ def parse_api_event(call: ApiCall) -> SegmentRequest:
     raise errors.UnsupportedMediaTypeError(
         f"Received content type {errors.quote_value(content_type)}; send application/json or multipart/form-data."
     )
+
+
+LEGACY_QUERY = ("minPredictionValue",)
+"""Query parameters of the /predict route; /segment takes none."""
+
+
+def check_query(query: Mapping[str, str], accepted: tuple[str, ...]) -> None:
+    """Reject query parameters that the route does not read, so that a misplaced option is not silently ignored.
+
+    Raises:
+        InvalidRequestError: a parameter is not in accepted.
+    """
+    unknown = sorted(name for name in query if name not in accepted)
+    if not unknown:
+        return
+    names = ", ".join(errors.quote_value(name) for name in unknown)
+    if accepted:
+        expected = f"this route accepts only {', '.join(accepted)}"
+    else:
+        expected = "this route takes none; send threshold and category in the JSON body or as form fields"
+    raise errors.InvalidRequestError(f"Unknown query parameter {names}: {expected}.")
 
 
 def read_body(call: ApiCall) -> bytes:

@@ -149,6 +149,30 @@ def test_legacy_route_under_http_api_stage() -> None:
     assert parsed.threshold == pytest.approx(0.5)
 
 
+def test_segment_query_parameter_rejected() -> None:
+    event = http_json({"images": [FRONT_B64]})
+    event["queryStringParameters"] = {"threshold": "0.9"}
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    assert "Unknown query parameter 'threshold'" in info.value.message
+    assert "JSON body or as form fields" in info.value.message
+
+
+def test_legacy_unknown_query_parameter_rejected() -> None:
+    body = build_events.multipart_body({"file1": "front.jpg"}, {})
+    content_type = f"multipart/form-data; boundary={build_events.MULTIPART_BOUNDARY}"
+    event = build_events.http_event("/predict", base64.b64encode(body).decode(), content_type=content_type, is_base64=True)
+    event["queryStringParameters"] = {"minPredictionValue": "0", "treshold": "1"}
+
+    with pytest.raises(errors.InvalidRequestError) as info:
+        parse(event)
+
+    assert "'treshold'" in info.value.message
+    assert "accepts only minPredictionValue" in info.value.message
+
+
 def test_parse_too_many_images_message() -> None:
     with pytest.raises(errors.TooManyImagesError) as info:
         parse(http_json({"images": [FRONT_B64] * 6}))
