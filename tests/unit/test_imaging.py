@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageCms
 
 from handler.imaging import (
     ImageTooLargeError,
@@ -380,3 +380,77 @@ def test_decode_image_listed_format_accepted(file_format: str) -> None:
     decoded = decode_image(encode(Image.new("RGB", (48, 40), RED), file_format))
 
     assert decoded.shape == (40, 48, 3)
+
+
+XYZ = tuple[float, float, float]
+
+
+def icc_matrix_profile(red: XYZ, green: XYZ, blue: XYZ, gamma: float) -> bytes:
+    """Build a minimal ICC v2 RGB display profile: D50 colorants (XYZ) and one gamma curve per channel."""
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values: XYZ) -> bytes:
+        return b"XYZ " + bytes(4) + b"".join(s15(v) for v in values)
+
+    text = b"test wide-gamut RGB\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4) + bytes(4) + bytes(2) + bytes(1) + bytes(67)
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    d50 = (0.9642, 1.0, 0.8249)
+    tags = [(b"desc", desc), (b"wtpt", xyz(d50)), (b"rXYZ", xyz(red)), (b"gXYZ", xyz(green)), (b"bXYZ", xyz(blue))]
+    tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + bytes(12) + b"acsp"
+    header += bytes(64 - len(header) + 4) + b"".join(s15(v) for v in d50)
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+# Display P3 colorants adapted to D50, rounded; a 2.2 gamma stands in for its sRGB-like curve.
+WIDE_GAMUT_PROFILE = icc_matrix_profile((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841), 2.2)
+
+
+def test_decode_image_wide_gamut_profile_converted() -> None:
+    # GIVEN an orange PNG tagged with a wide-gamut profile
+    data = encode(Image.new("RGB", (40, 40), (200, 100, 50)), "PNG", icc_profile=WIDE_GAMUT_PROFILE)
+
+    red, green, blue = decode_image(data)[20, 20].tolist()
+
+    # THEN it is converted to sRGB, where the same color is more saturated: about (216, 93, 23)
+    assert red >= 210
+    assert green <= 97
+    assert blue <= 35
+
+
+def test_decode_image_srgb_profile_kept() -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(Image.new("RGB", (40, 40), (200, 100, 50)), "PNG", icc_profile=srgb)
+
+    pixel = decode_image(data)[20, 20].astype(int)
+
+    assert np.abs(pixel - [200, 100, 50]).max() <= 2
+
+
+def test_decode_image_unreadable_profile_ignored() -> None:
+    data = encode(Image.new("RGB", (40, 40), (200, 100, 50)), "PNG", icc_profile=b"not a profile")
+
+    assert decode_image(data)[20, 20].tolist() == [200, 100, 50]
+
+
+def test_decode_image_rgba_profile_keeps_alpha() -> None:
+    image = Image.new("RGBA", (40, 40), (200, 100, 50, 0))
+    image.paste((200, 100, 50, 255), (0, 0, 20, 40))
+    data = encode(image, "PNG", icc_profile=WIDE_GAMUT_PROFILE)
+
+    decoded = decode_image(data)
+
+    # THEN the transparent half is white and the opaque half converted
+    assert decoded[20, 30].tolist() == [255, 255, 255]
+    assert decoded[20, 10, 0] >= 210
