@@ -177,12 +177,14 @@ def to_srgb(image: Image.Image) -> Image.Image:
     return converted if converted is not None else image
 
 
-_SRGB_COLORANTS = np.array([
-    ImageCms.ImageCmsProfile(_SRGB_PROFILE).profile.red_colorant[0],
-    ImageCms.ImageCmsProfile(_SRGB_PROFILE).profile.green_colorant[0],
-    ImageCms.ImageCmsProfile(_SRGB_PROFILE).profile.blue_colorant[0],
-])
-"""(3, 3) float64 XYZ of the sRGB red, green and blue colorants, adapted to D50."""
+def _colorants(profile: ImageCms.ImageCmsProfile) -> NDArray[np.float64] | None:
+    """Return an RGB profile's (3, 3) float64 red, green and blue colorants (XYZ, D50), or None when it has none."""
+    found = [profile.profile.red_colorant, profile.profile.green_colorant, profile.profile.blue_colorant]
+    xyz = [colorant[0] for colorant in found if colorant is not None]
+    return np.array(xyz, np.float64) if len(xyz) == 3 else None
+
+
+_SRGB_COLORANTS = _colorants(ImageCms.ImageCmsProfile(_SRGB_PROFILE))
 
 
 def _has_srgb_colorants(profile: ImageCms.ImageCmsProfile) -> bool:
@@ -192,10 +194,10 @@ def _has_srgb_colorants(profile: ImageCms.ImageCmsProfile) -> bool:
     a 24 MP photo on the development machine under load. Tone curves are not compared, since
     sRGB profiles differ slightly in them.
     """
-    colorants = [profile.profile.red_colorant, profile.profile.green_colorant, profile.profile.blue_colorant]
-    if any(colorant is None for colorant in colorants):
+    colorants = _colorants(profile)
+    if colorants is None or _SRGB_COLORANTS is None:
         return False
-    return bool(np.abs(np.array([colorant[0] for colorant in colorants]) - _SRGB_COLORANTS).max() <= 0.005)
+    return bool(np.abs(colorants - _SRGB_COLORANTS).max() <= 0.005)
 
 
 def _has_transparency(image: Image.Image) -> bool:

@@ -19,6 +19,7 @@ from handler.imaging import (
     make_cutout,
     read_image_size,
     to_rgb_array,
+    to_srgb,
 )
 
 RED = (220, 30, 30)
@@ -436,6 +437,9 @@ def test_decode_image_srgb_profile_kept() -> None:
     pixel = decode_image(data)[20, 20].astype(int)
 
     assert np.abs(pixel - [200, 100, 50]).max() <= 2
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        assert to_srgb(image) is image
 
 
 def test_decode_image_unreadable_profile_ignored() -> None:
