@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -391,14 +392,17 @@ def write_outputs(folder: Path, segmented: tuple[payload.SegmentRequest, app.Seg
     """Write mask-K.png, cutout-K.png and, last, result.json into folder, replacing earlier outputs."""
     segment, segmentation = segmented
     prepare_output_folder(folder)
+    started = time.perf_counter()
+    encoded = response.encode_views(segmentation.result)
+    timings = {**segmentation.timings_ms, "encode": (time.perf_counter() - started) * 1000}
     locations = []
-    for index, pngs in enumerate(response.encode_views(segmentation.result)):
+    for index, pngs in enumerate(encoded):
         mask_name, cutout_name = results.view_file_name("mask", index), results.view_file_name("cutout", index)
         write_file(folder / mask_name, pngs.mask)
         write_file(folder / cutout_name, pngs.cutout)
         locations.append((response.file_location(mask_name), response.file_location(cutout_name)))
     document = response.result_document(
-        segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=segmentation.timings_ms
+        segmentation.result, product_id=segment.product_id, locations=locations, timings_ms=timings
     )
     write_file(folder / "result.json", (json.dumps(document, indent=2) + "\n").encode())
 

@@ -40,6 +40,7 @@ def test_segment_writes_masks_cutouts_result(tmp_path: Path) -> None:
     result = json.loads((out / "result.json").read_text())
     assert result["category"] == "shoes"
     assert result["images"][1]["mask"] == {"path": "mask-1.png"}
+    assert result["timings_ms"]["encode"] > 0
 
 
 def test_segment_rerun_replaces_outputs(tmp_path: Path) -> None:
