@@ -34,11 +34,14 @@ from tqdm import tqdm
 from handler import app, errors, payload, response, results
 from handler.batch_manifest import BATCH_DESCRIPTION, ManifestError, check_entry_fields, check_manifest
 from handler.categories import ACCEPTED_CATEGORIES
-from handler.storage import MAX_OBJECT_BYTES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
+
+MAX_LOCAL_FILE_BYTES = 256 * 1024 * 1024
+"""Largest local file the CLI reads. A 40 MP uncompressed 16-bit RGB TIFF (240 MB) fits; the pixel
+limit of the service then applies as for any photo. S3 inputs are capped lower, at 30 MiB."""
 
 OUTPUT_NAME = re.compile(r"result\.json|error\.json|(mask|cutout)-\d+\.png|response\.\w+")
 """Names of the files the CLI writes into an output folder; prepare_output_folder deletes only these."""
@@ -55,6 +58,12 @@ class CliError(Exception):
     def __init__(self, message: str, *, image_index: int | None = None) -> None:
         super().__init__(message)
         self.image_index = image_index
+
+
+class OutputWriteError(errors.ApiError):
+    """An output file could not be written (a full disk, a folder in the way); exit code 1."""
+
+    code = "output_write_failed"
 
 
 class InputWouldBeReplacedError(CliError):
@@ -113,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="segment 1 to 4 photos of one product")
     segment.add_argument(
-        "images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+        "images", nargs="+", type=Path, metavar="IMG", help="photo files (JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF)"
     )
     segment.add_argument("--out", required=True, type=Path, help="output folder, created if missing")
     segment.add_argument(
@@ -219,19 +228,24 @@ def run_batch(args: argparse.Namespace) -> int:
     sets = read_batch_manifest(args.manifest)
     check_out_folder(args.out)
     base = args.manifest.resolve().parent
+    # Every set's folder is checked against the inputs of all sets, since one set's outputs
+    # could replace another set's photo.
+    all_inputs = [args.manifest, *(base / name for entry in sets for name in manifest_image_names(entry))]
     failed = []
+    without_document = []
     for entry in tqdm(sets, desc="segmenting", unit="set", file=sys.stderr):
         set_id = entry["id"]
         folder = args.out / set_id
         try:
+            check_inputs_kept(all_inputs, folder)
             check_entry_fields(entry)
             paths = [base / name for name in entry["images"]]
-            check_inputs_kept([*paths, args.manifest], folder)
             segment = build_segment(paths, threshold=args.threshold, category=entry.get("category"), product_id=set_id)
             write_outputs(folder, segment)
         except InputWouldBeReplacedError as err:
             # error.json would replace that input as well, so the set's folder is left alone.
             failed.append(set_id)
+            without_document.append(set_id)
             tqdm.write(f"fashion-seg: set {set_id} failed: {err}", file=sys.stderr)
         except (errors.ApiError, CliError, ManifestError) as err:
             failed.append(set_id)
@@ -239,12 +253,18 @@ def run_batch(args: argparse.Namespace) -> int:
             tqdm.write(f"fashion-seg: set {set_id} failed: {api_error.message}", file=sys.stderr)
             write_error_document(folder, api_error)
     if failed:
-        print(
-            f"fashion-seg: {len(failed)} of {len(sets)} sets failed: {', '.join(failed)}; see their error.json",
-            file=sys.stderr,
-        )
+        note = "see their error.json"
+        if without_document:
+            note += f", except for {', '.join(without_document)}, whose folder was left alone"
+        print(f"fashion-seg: {len(failed)} of {len(sets)} sets failed: {', '.join(failed)}; {note}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def manifest_image_names(entry: Mapping[str, Any]) -> list[str]:
+    """Return the image names of a manifest entry that are strings, even when the entry is invalid."""
+    images = entry.get("images")
+    return [name for name in images if isinstance(name, str) and "\0" not in name] if isinstance(images, list) else []
 
 
 def run_invoke(args: argparse.Namespace) -> int:
@@ -445,7 +465,8 @@ def check_inputs_kept(paths: Sequence[Path], folder: Path) -> None:
             resolved = path.resolve()
         except (OSError, ValueError):
             continue  # read_file reports an unusable path (a NUL character, a symlink loop)
-        if resolved.parent == target and OUTPUT_NAME.fullmatch(resolved.name):
+        # Case-insensitive, since on macOS and Windows mask-0.png also replaces Mask-0.png.
+        if resolved.parent == target and OUTPUT_NAME.fullmatch(resolved.name.lower()):
             raise InputWouldBeReplacedError(
                 f"{path} is in the output folder {folder} and has the name of an output file, so this run would "
                 "replace it; choose another --out folder or rename the file"
@@ -453,11 +474,11 @@ def check_inputs_kept(paths: Sequence[Path], folder: Path) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write an output file; a file-system error becomes a CliError that names the path."""
+    """Write an output file; a file-system error becomes an OutputWriteError that names the path."""
     try:
         path.write_bytes(data)
     except OSError as err:
-        raise CliError(f"cannot write {path}: {err.strerror or err}") from err
+        raise OutputWriteError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 def check_out_folder(path: Path) -> None:
@@ -479,7 +500,11 @@ def prepare_output_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CliError(f"cannot create the output folder {folder}: {err.strerror}") from err
-    for path in folder.iterdir():
+    try:
+        existing = list(folder.iterdir())
+    except OSError as err:
+        raise CliError(f"cannot list the output folder {folder}: {err.strerror}") from err
+    for path in existing:
         if path.is_file() and OUTPUT_NAME.fullmatch(path.name):
             try:
                 path.unlink()
@@ -487,40 +512,57 @@ def prepare_output_folder(folder: Path) -> None:
                 raise CliError(f"cannot delete the earlier output {path}: {err.strerror}") from err
 
 
-def read_file(path: Path, *, description: str, image_index: int | None = None) -> bytes:
-    """Read a regular file of at most MAX_OBJECT_BYTES, the limit of an S3 input object.
+def read_file(path: Path, *, description: str, image_index: int | None = None, regular_only: bool = True) -> bytes:
+    """Read a local file of at most MAX_LOCAL_FILE_BYTES.
 
+    Args:
+        path: the file.
+        description: what the file is, for messages ("photo", "manifest").
+        image_index: index of the photo, attached to a CliError about it.
+        regular_only: reject anything but a regular file. A device such as /dev/zero is
+            endless, and a named pipe may block forever. With False, a pipe such as
+            /dev/stdin is read up to the limit.
     Raises:
-        CliError: the file is missing, unreadable, not a regular file (a folder, a device or a
-            named pipe, which could be endless or block) or too large.
+        CliError: the file is missing, unreadable, of the wrong kind or too large.
     """
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise CliError(f"{description} {path} is not a regular file", image_index=image_index)
-        if info.st_size > MAX_OBJECT_BYTES:
-            raise CliError(
-                f"{description} {path} is {info.st_size} bytes; at most {MAX_OBJECT_BYTES} bytes are accepted",
-                image_index=image_index,
-            )
-        with path.open("rb") as file:
-            # The size may have grown since stat(); read one byte past the limit to notice.
-            data = file.read(MAX_OBJECT_BYTES + 1)
-        if len(data) > MAX_OBJECT_BYTES:
-            raise CliError(f"{description} {path} is larger than {MAX_OBJECT_BYTES} bytes", image_index=image_index)
-        return data
+        # O_NONBLOCK so that opening a named pipe with no writer does not block; fstat then
+        # checks the very file that was opened.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as err:
         raise CliError(f"{description} {path} not found", image_index=image_index) from err
     except OSError as err:
         raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
     except ValueError as err:
-        # pathlib raises ValueError for a path with a NUL character, which no file system accepts.
+        # os.open raises ValueError for a path with a NUL character, which no file system accepts.
         raise CliError(f"invalid {description} path {str(path)!r}: {err}", image_index=image_index) from err
+    with os.fdopen(descriptor, "rb") as file:
+        try:
+            info = os.fstat(descriptor)
+            if stat.S_ISDIR(info.st_mode) or (regular_only and not stat.S_ISREG(info.st_mode)):
+                raise CliError(f"{description} {path} is not a regular file", image_index=image_index)
+            if info.st_size > MAX_LOCAL_FILE_BYTES:
+                raise CliError(
+                    f"{description} {path} is {info.st_size} bytes; at most {MAX_LOCAL_FILE_BYTES} bytes are accepted",
+                    image_index=image_index,
+                )
+            if stat.S_ISREG(info.st_mode):
+                # The size may have grown since fstat(): read one byte past the limit to notice.
+                data = file.read(MAX_LOCAL_FILE_BYTES + 1)
+            else:
+                # A pipe: opened again without O_NONBLOCK, which waits for its writer.
+                with path.open("rb") as stream:
+                    data = stream.read(MAX_LOCAL_FILE_BYTES + 1)
+        except OSError as err:
+            raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
+    if len(data) > MAX_LOCAL_FILE_BYTES:
+        raise CliError(f"{description} {path} is larger than {MAX_LOCAL_FILE_BYTES} bytes", image_index=image_index)
+    return data
 
 
 def read_json(path: Path, *, description: str) -> Any:
     try:
-        return json.loads(read_file(path, description=description))
+        return json.loads(read_file(path, description=description, regular_only=False))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CliError(f"{description} {path} is not valid JSON: {err}") from err
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -318,7 +319,7 @@ def test_segment_undecodable_photo_names_path(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert code == 2
     assert str(broken) in err
-    assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in err
+    assert "JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF" in err
     assert "object at 0x" not in err
 
 
@@ -524,15 +525,16 @@ def test_batch_unwritable_output_fails_set(tmp_path: Path, capsys: pytest.Captur
     assert "cannot write" in capsys.readouterr().err
     error = json.loads((out / "first" / "error.json").read_text())["error"]
     assert "mask-0.png" in error["message"]
+    assert error["code"] == "output_write_failed"
     assert (out / "second" / "result.json").is_file()
 
 
-def test_segment_unwritable_output_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_segment_unwritable_output_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "out" / "result.json").mkdir(parents=True)
 
     code = cli.main(["segment", str(SAMPLES_DIR / "detail.jpg"), "--out", str(tmp_path / "out")])
 
-    assert code == 2
+    assert code == 1
     assert "cannot write" in capsys.readouterr().err
 
 
@@ -547,9 +549,58 @@ def test_segment_device_file_rejected(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_segment_oversized_file_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     photo = tmp_path / "big.jpg"
     shutil.copy(SAMPLES_DIR / "detail.jpg", photo)
-    monkeypatch.setattr(cli, "MAX_OBJECT_BYTES", photo.stat().st_size - 1)
+    monkeypatch.setattr(cli, "MAX_LOCAL_FILE_BYTES", photo.stat().st_size - 1)
 
     code = cli.main(["segment", str(photo), "--out", str(tmp_path / "out")])
 
     assert code == 2
     assert f"at most {photo.stat().st_size - 1} bytes are accepted" in capsys.readouterr().err
+
+
+def test_batch_other_set_input_kept(tmp_path: Path) -> None:
+    # GIVEN a photo where set a writes its first mask, read by set b
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    photo = out / "a" / "mask-0.png"
+    shutil.copy(SAMPLES_DIR / "front.jpg", photo)
+    original = photo.read_bytes()
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "a", "images": [str(SAMPLES_DIR / "detail.jpg")]}, {"id": "b", "images": [str(photo)]}]))
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    # THEN set a fails without touching the photo, and set b segments the photo itself
+    assert code == 1
+    assert photo.read_bytes() == original
+    assert (out / "b" / "result.json").is_file()
+
+
+def test_batch_invalid_entry_input_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "x").mkdir(parents=True)
+    photo = out / "x" / "Mask-0.png"
+    shutil.copy(SAMPLES_DIR / "front.jpg", photo)
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "x", "images": [str(photo)], "categry": "top"}]))
+
+    code = cli.main(["batch", str(manifest), "--out", str(out)])
+
+    assert code == 1
+    assert sorted(path.name for path in (out / "x").iterdir()) == ["Mask-0.png"]
+
+
+def test_invoke_reads_event_from_pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an event written into a named pipe by another thread, as with `invoke /dev/stdin`
+    import threading
+
+    pipe = tmp_path / "event.pipe"
+    os.mkfifo(pipe)
+    event = json.dumps(load_event("api-http-json.json")).encode()
+    writer = threading.Thread(target=lambda: pipe.write_bytes(event))
+    writer.start()
+
+    code = cli.main(["invoke", str(pipe)])
+    writer.join()
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["statusCode"] == 200
