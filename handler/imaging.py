@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Largest accepted photo, width x height, before any decoding of pixel data."""
@@ -34,13 +34,14 @@ _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFE
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-"""Pillow format names that decode_image opens. JPEG covers the multi-picture JPEG (MPO) of some cameras.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF") + (("AVIF",) if features.check("avif") else ())
+"""Pillow format names that decode_image opens. JPEG covers the multi-picture JPEG (MPO) of some
+cameras. AVIF is included where the installed Pillow reads it (its wheels do from 11.2 on).
 
 Pillow reads many more formats, some through outside programs: EPS and PostScript through
 Ghostscript. A service that decodes uploads from anyone keeps to the photo formats."""
 
-ACCEPTED_FORMATS_TEXT = "a JPEG, PNG, WebP, GIF, BMP or TIFF file"
+ACCEPTED_FORMATS_TEXT = "a JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF file"
 """The accepted image formats, as named in decode errors."""
 
 # Matches a default object repr such as "<_io.BytesIO object at 0x7f...>".
@@ -148,14 +149,21 @@ _SRGB_PROFILE = ImageCms.createProfile("sRGB")
 _PROFILE_MODES = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB"}
 """Modes whose embedded ICC profile to_srgb applies, with the mode it converts each to."""
 
+_PROBE_COLORS = [(0, 0, 0), (64, 64, 64), (128, 128, 128), (192, 192, 192), (255, 255, 255), (200, 60, 40), (40, 180, 70), (50, 80, 200)]
+"""Colors that to_srgb passes through a profile to tell whether it differs from sRGB."""
+
 
 def to_srgb(image: Image.Image) -> Image.Image:
-    """Convert an RGB, RGBA or CMYK image with an embedded ICC profile to sRGB.
+    """Convert an image with an embedded ICC profile of another color space to sRGB.
 
     Phones and cameras often tag photos with a wider space (Display P3, Adobe RGB). Read as
-    sRGB, such a photo's colors come out duller, and so would its hex codes. An image without
-    a profile is taken to be sRGB and returned unchanged, as is one whose profile littlecms
-    cannot read or does not match the image's mode.
+    sRGB, such a photo's colors come out duller, and so would its hex codes. RGB, RGBA,
+    CMYK and palette images are converted; a palette or a transparent color becomes RGBA
+    first. A profile that maps a few probe colors to within 2 levels of themselves is taken
+    as sRGB, and the image is returned unchanged: many JPEGs embed one, and the transform
+    costs about 0.8 s for a 24 MP photo on the development machine under load. An image
+    without a profile is taken to be sRGB, as is one whose profile littlecms cannot read or
+    does not match the image's mode.
 
     Args:
         image: a loaded Pillow image.
@@ -163,41 +171,37 @@ def to_srgb(image: Image.Image) -> Image.Image:
         The image in sRGB (mode RGB, or RGBA with the alpha kept), or image itself.
     """
     icc = image.info.get("icc_profile")
+    if not icc:
+        return image
+    if image.mode in ("P", "PA") or (image.mode == "RGB" and "transparency" in image.info):
+        image = image.convert("RGBA" if _has_transparency(image) else "RGB")
     output_mode = _PROFILE_MODES.get(image.mode)
-    if not icc or output_mode is None:
+    if output_mode is None:
+        # NOTE: grayscale photos keep their gray profile unapplied.
         return image
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if image.mode != "CMYK" and _has_srgb_colorants(source):
+        transform = ImageCms.buildTransform(source, _SRGB_PROFILE, image.mode, output_mode)
+        if image.mode != "CMYK" and _keeps_probe_colors(transform, image.mode):
             return image
-        converted = ImageCms.profileToProfile(image, source, _SRGB_PROFILE, outputMode=output_mode)
+        converted = ImageCms.applyTransform(image, transform)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         # NOTE: such a photo is read as if it were sRGB, so its colors may be off.
         return image
     return converted if converted is not None else image
 
 
-def _colorants(profile: ImageCms.ImageCmsProfile) -> NDArray[np.float64] | None:
-    """Return an RGB profile's (3, 3) float64 red, green and blue colorants (XYZ, D50), or None when it has none."""
-    found = [profile.profile.red_colorant, profile.profile.green_colorant, profile.profile.blue_colorant]
-    xyz = [colorant[0] for colorant in found if colorant is not None]
-    return np.array(xyz, np.float64) if len(xyz) == 3 else None
-
-
-_SRGB_COLORANTS = _colorants(ImageCms.ImageCmsProfile(_SRGB_PROFILE))
-
-
-def _has_srgb_colorants(profile: ImageCms.ImageCmsProfile) -> bool:
-    """Tell whether an RGB profile's colorants are sRGB's within 0.005, as in most "sRGB" profiles.
-
-    Many JPEGs embed an sRGB profile. Skipping the transform for them saves its time, 0.8 s for
-    a 24 MP photo on the development machine under load. Tone curves are not compared, since
-    sRGB profiles differ slightly in them.
-    """
-    colorants = _colorants(profile)
-    if colorants is None or _SRGB_COLORANTS is None:
+def _keeps_probe_colors(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
+    """Tell whether an RGB or RGBA transform maps every color of _PROBE_COLORS to within 2 levels of itself."""
+    probe = Image.new("RGB", (len(_PROBE_COLORS), 1))
+    probe.putdata(_PROBE_COLORS)
+    if mode == "RGBA":
+        probe = probe.convert("RGBA")
+    mapped = ImageCms.applyTransform(probe, transform)
+    if mapped is None:
         return False
-    return bool(np.abs(colorants - _SRGB_COLORANTS).max() <= 0.005)
+    difference = np.abs(np.asarray(mapped, np.int16)[..., :3] - np.asarray(probe, np.int16)[..., :3])
+    return bool(difference.max() <= 2)
 
 
 def _has_transparency(image: Image.Image) -> bool:

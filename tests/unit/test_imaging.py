@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageCms
 
 from handler.imaging import (
+    ACCEPTED_FORMATS,
+    ACCEPTED_FORMATS_TEXT,
     ImageTooLargeError,
     UndecodableImageError,
     decode_image,
@@ -366,7 +368,7 @@ def test_decode_image_unlisted_format_rejected(data: bytes) -> None:
     with pytest.raises(UndecodableImageError) as info:
         decode_image(data)
 
-    assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in str(info.value)
+    assert ACCEPTED_FORMATS_TEXT in str(info.value)
     assert "Ghostscript" not in str(info.value)
     assert read_image_size(data) is None
 
@@ -376,11 +378,29 @@ def test_decode_image_icon_rejected() -> None:
         decode_image(encode(Image.new("RGB", (64, 64), RED), "ICO"))
 
 
-@pytest.mark.parametrize("file_format", ["TIFF", "BMP", "GIF", "WEBP", "MPO"])
+@pytest.mark.parametrize("file_format", ["TIFF", "BMP", "GIF", "WEBP", "AVIF"])
 def test_decode_image_listed_format_accepted(file_format: str) -> None:
+    if file_format not in ACCEPTED_FORMATS:
+        pytest.skip(f"this Pillow does not read {file_format}")
     decoded = decode_image(encode(Image.new("RGB", (48, 40), RED), file_format))
 
     assert decoded.shape == (40, 48, 3)
+
+
+def test_decode_image_multi_picture_jpeg_accepted() -> None:
+    # GIVEN a two-frame MPO file, as some cameras write
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", (48, 40), RED), Image.new("RGB", (48, 40), WHITE)
+    first.save(buffer, format="MPO", save_all=True, append_images=[second])
+    with Image.open(io.BytesIO(buffer.getvalue())) as opened:
+        assert (opened.format, getattr(opened, "n_frames", 1)) == ("MPO", 2)
+
+    decoded = decode_image(buffer.getvalue())
+
+    # THEN the first frame is decoded
+    assert decoded.shape == (40, 48, 3)
+    assert decoded[20, 20, 0] > 200
+    assert decoded[20, 20, 1] < 60
 
 
 XYZ = tuple[float, float, float]
@@ -458,3 +478,37 @@ def test_decode_image_rgba_profile_keeps_alpha() -> None:
     # THEN the transparent half is white and the opaque half converted
     assert decoded[20, 30].tolist() == [255, 255, 255]
     assert decoded[20, 10, 0] >= 210
+
+
+def test_decode_image_profile_keeps_transparent_color() -> None:
+    image = Image.new("RGB", (40, 40), (10, 20, 30))
+    image.paste((200, 100, 50), (0, 0, 20, 40))
+    data = encode(image, "PNG", icc_profile=WIDE_GAMUT_PROFILE, transparency=(10, 20, 30))
+
+    decoded = decode_image(data)
+
+    assert decoded[20, 30].tolist() == [255, 255, 255]
+    assert decoded[20, 10, 0] >= 210
+
+
+def test_decode_image_palette_profile_converted() -> None:
+    image = Image.new("RGB", (40, 40), (200, 100, 50)).convert("P")
+    data = encode(image, "PNG", icc_profile=WIDE_GAMUT_PROFILE)
+
+    red, green, blue = decode_image(data)[20, 20].tolist()
+
+    assert red >= 210
+    assert green <= 97
+    assert blue <= 35
+
+
+def test_decode_image_linear_srgb_primaries_converted() -> None:
+    # GIVEN sRGB's colorants with a linear tone curve, as in linear-light exports
+    colorants = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).profile
+    linear = icc_matrix_profile(colorants.red_colorant[0], colorants.green_colorant[0], colorants.blue_colorant[0], 1.0)
+    data = encode(Image.new("RGB", (40, 40), (128, 128, 128)), "PNG", icc_profile=linear)
+
+    gray = decode_image(data)[20, 20].tolist()
+
+    # THEN linear 0.5 becomes sRGB's encoded 188
+    assert all(abs(level - 188) <= 2 for level in gray)
