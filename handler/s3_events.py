@@ -62,18 +62,18 @@ class BatchEvent:
 
 
 def input_prefix() -> str:
-    """Return the key prefix under which manifests are uploaded (env INPUT_PREFIX), see folder_prefix."""
-    return folder_prefix(os.environ.get("INPUT_PREFIX", "incoming/"))
+    """Return the key prefix under which manifests are uploaded (env INPUT_PREFIX).
+
+    The prefix is matched as a plain string, as S3's notification filter matches it: with
+    "incoming/" the manifest is incoming/<product-id>/manifest.json, with "up-" it is
+    up-<product-id>/manifest.json.
+    """
+    return os.environ.get("INPUT_PREFIX", "incoming/")
 
 
 def output_prefix() -> str:
-    """Return the key prefix under which results are written (env OUTPUT_PREFIX), see folder_prefix."""
-    return folder_prefix(os.environ.get("OUTPUT_PREFIX", "results/"))
-
-
-def folder_prefix(prefix: str) -> str:
-    """Read a key prefix as a folder: "incoming" becomes "incoming/"; "" (the bucket's top) stays."""
-    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    """Return the key prefix under which results are written (env OUTPUT_PREFIX), a plain string as INPUT_PREFIX."""
+    return os.environ.get("OUTPUT_PREFIX", "results/")
 
 
 def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
