@@ -208,7 +208,9 @@ def parse_api_event(call: ApiCall) -> SegmentRequest:
         ApiError: any other invalid field, from ``parse_payload`` or ``parse_form``.
     """
     is_legacy = check_route(call)
-    check_query(call.query, LEGACY_QUERY if is_legacy else ())
+    if not is_legacy:
+        # /predict keeps ignoring parameters it does not read, as the older service did.
+        check_query(call.query)
     body = read_body(call)
     content_type = call.headers.get("content-type") or ""
     media_type, options = multipart.parse_options_header(content_type) if content_type else ("", {})
@@ -230,25 +232,21 @@ def parse_api_event(call: ApiCall) -> SegmentRequest:
     )
 
 
-LEGACY_QUERY = ("minPredictionValue",)
-"""Query parameters of the /predict route; /segment takes none."""
+def check_query(query: Mapping[str, str]) -> None:
+    """Reject query parameters on /segment, so that a misplaced option is not silently ignored.
 
-
-def check_query(query: Mapping[str, str], accepted: tuple[str, ...]) -> None:
-    """Reject query parameters that the route does not read, so that a misplaced option is not silently ignored.
+    The X-Amz-* parameters of a request signed in its query string (SigV4) are allowed.
 
     Raises:
-        InvalidRequestError: a parameter is not in accepted.
+        InvalidRequestError: a parameter other than X-Amz-* is present.
     """
-    unknown = sorted(name for name in query if name not in accepted)
-    if not unknown:
-        return
-    names = ", ".join(errors.quote_value(name) for name in unknown)
-    if accepted:
-        expected = f"this route accepts only {', '.join(accepted)}"
-    else:
-        expected = "this route takes none; send threshold and category in the JSON body or as form fields"
-    raise errors.InvalidRequestError(f"Unknown query parameter {names}: {expected}.")
+    unknown = sorted(name for name in query if not name.lower().startswith("x-amz-"))
+    if unknown:
+        names = ", ".join(errors.quote_value(name) for name in unknown)
+        raise errors.InvalidRequestError(
+            f"Unknown query parameter {names}: /segment takes none; send threshold and category in the JSON body "
+            "or as form fields."
+        )
 
 
 def read_body(call: ApiCall) -> bytes:
@@ -358,8 +356,14 @@ def _describe_form_error(err: multipart.MultipartError, boundary: str, *, seen_p
             f"The multipart/form-data body has more than {2 * len(_FORM_FILES + _FORM_FIELDS)} parts; "
             f"send each field once. {accepted}"
         )
+    if not seen_part and ("Unexpected end" in text or not text):
+        return (
+            f"The multipart/form-data body has no part delimited by the boundary {boundary!r} from the "
+            f"Content-Type header; each part must start with a line --{boundary} ending in CRLF (\\r\\n), "
+            f"and the body must end with --{boundary}--. {accepted}"
+        )
     if not seen_part:
-        # The parser's own words say whether the delimiter or the first part's headers were wrong.
+        # The delimiter was found, so the parser's reason is about the first part's headers.
         return (
             f"The multipart/form-data body has no valid part ({text}). Each part must start with a line "
             f"--{boundary} (the boundary from the Content-Type header) ending in CRLF (\\r\\n), then a "
