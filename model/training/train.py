@@ -192,6 +192,8 @@ def main() -> None:
         parser.error("every input side must be divisible by 16")
     if args.size not in args.sizes:
         parser.error(f"--size {args.size} is not among the trained sides {args.sizes}")
+    if args.init_lr_scale != 1.0 and args.init is None:
+        parser.error("--init-lr-scale applies to the weights of --init; give --init or leave it at 1")
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
