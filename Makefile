@@ -24,7 +24,7 @@ TRAIN_OUT ?= runs/local
 # Stage 1 trains at 160 px from scratch, stage 2 continues at several input sides, stage 3
 # adds the product prior, and stage 4 weighs other garments' pixels 3 times in the loss and
 # draws more full sets of 4. model.training.choose_size then picks the side to ship from
-# measured IoU and speed. Stages 5 to 7 belong to `make finetune`, described above it.
+# measured IoU and speed. Stages 5 to 8 belong to `make finetune`, described above it.
 TRAIN_MINUTES ?= 125
 TRAIN_MINUTES_2 ?= 110
 TRAIN_MINUTES_3 ?= 95
@@ -32,12 +32,13 @@ TRAIN_MINUTES_4 ?= 100
 TRAIN_MINUTES_5 ?= 95
 TRAIN_MINUTES_6 ?= 100
 TRAIN_MINUTES_7 ?= 90
+TRAIN_MINUTES_8 ?= 105
 BLEND_WEIGHT_7 ?= 0.75
 TRAIN_SIZES ?= 128,160,192,224,256
 TRAIN_SIZES_3 ?= 160,192,224
 # `make train` builds model 1.3.0 from scratch; `make finetune` then continues it to MODEL_VERSION.
 MODEL_VERSION_BASE ?= 1.3.0
-MODEL_VERSION ?= 1.6.0
+MODEL_VERSION ?= 1.7.0
 DEMO_OUT ?= out/demo
 SAMPLES := events/samples
 DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
@@ -121,6 +122,9 @@ train: $(VENV_TRAIN)/.installed
 # the street photo's background. Stage 7 puts 30% of the studio backgrounds, with or without a
 # product, on dark or colored paper, and raises the share of product-free frames to 20%. It
 # lost a little on light backdrops, so the model ships a blend: 0.25 x stage 6 + 0.75 x stage 7.
+# Stage 8 adds the FinePrior (product map and cross-view matches at 1/8 scale) to the blend and
+# trains it at --lr, the rest of the network at 0.3 x --lr. It keeps the side that choose-size-7
+# picked for the blend (192 px with the mirrored average).
 finetune: $(VENV_TRAIN)/.installed
 	$(VENV_TRAIN)/bin/python -m model.training.recover --dataset $(DATASET) \
 		--onnx model/fashion-seg.fp32.onnx --out $(TRAIN_OUT)/recovered/last.pt
@@ -140,9 +144,13 @@ finetune: $(VENV_TRAIN)/.installed
 		--second $(TRAIN_OUT)/stage7/last.pt --weight $(BLEND_WEIGHT_7) --out $(TRAIN_OUT)/stage7-blend/last.pt
 	$(VENV_TRAIN)/bin/python -m model.training.choose_size --dataset $(DATASET) \
 		--checkpoint $(TRAIN_OUT)/stage7-blend/last.pt --sizes $(TRAIN_SIZES_3) --out $(TRAIN_OUT)/choose-size-7
+	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT)/stage8 \
+		--init $(TRAIN_OUT)/stage7-blend/last.pt --prior --fine-prior --minutes $(TRAIN_MINUTES_8) --width 20 \
+		--batch 12 --sizes $(TRAIN_SIZES_3) --size 192 --lr 1e-3 --init-lr-scale 0.3 --seed 10 --other-weight 3 \
+		--full-set-rate 0.3 --empty-view-rate 0.2 --busy-empty-rate 0.4 --dark-backdrop-rate 0.2 --ema 0.998
 	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
-		--checkpoint $(TRAIN_OUT)/stage7-blend/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
-		--choice $(TRAIN_OUT)/choose-size-7/sizes.json
+		--checkpoint $(TRAIN_OUT)/stage8/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
+		--size 192 --flip-average
 	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
 		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
 

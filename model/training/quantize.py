@@ -122,7 +122,8 @@ def outer_convs(proto: onnx.ModelProto) -> list[str]:
     """Names of the Conv nodes with 3 input channels or 1 output channel.
 
     These are the stem (RGB in), the logit head and, in a network with the
-    product prior, the prior's first convolution (its three maps in).
+    priors, each prior's first convolution (its three maps in) and the
+    FinePrior's score convolution (one map out).
     """
     shapes = {tensor.name: tuple(tensor.dims) for tensor in proto.graph.initializer}
     names = []
@@ -156,7 +157,7 @@ def write_model_card(int8_path: Path) -> Path:
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "quantization": (
                 "static int8 QDQ: dense Conv and weight MatMul with per-channel int8 weights, uint8 activations,"
-                " MinMax calibration; the RGB stem Conv, the logit head Conv, the prior's first Conv, depthwise Conv,"
+                " MinMax calibration; the RGB stem Conv, the logit head Conv, the priors' first Convs and one-channel score Convs, depthwise Conv,"
                 " activation-by-activation"
                 " MatMul (attention, prior similarities),"
                 " LayerNorm, Softmax and Resize stay fp32"
