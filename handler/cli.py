@@ -264,7 +264,9 @@ def run_batch(args: argparse.Namespace) -> int:
 def manifest_image_names(entry: Mapping[str, Any]) -> list[str]:
     """Return the image names of a manifest entry that are strings, even when the entry is invalid."""
     images = entry.get("images")
-    return [name for name in images if isinstance(name, str) and "\0" not in name] if isinstance(images, list) else []
+    if not isinstance(images, list):
+        return []
+    return [name for name in images if isinstance(name, str)]
 
 
 def run_invoke(args: argparse.Namespace) -> int:
@@ -526,8 +528,8 @@ def read_file(path: Path, *, description: str, image_index: int | None = None, r
         CliError: the file is missing, unreadable, of the wrong kind or too large.
     """
     try:
-        # O_NONBLOCK so that opening a named pipe with no writer does not block; fstat then
-        # checks the very file that was opened.
+        # O_NONBLOCK keeps the open of a named pipe with no writer from blocking. fstat below
+        # then checks the very file that was opened.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as err:
         raise CliError(f"{description} {path} not found", image_index=image_index) from err

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from handler import errors
+from handler import errors, storage
 from handler.payload import JSON_FIELDS, S3Ref, SegmentRequest, parse_json_object, parse_payload
 
 MANIFEST_NAME = "manifest.json"
@@ -96,7 +96,7 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
             "The S3 notification has no records; expected 'Records' to be a non-empty list of S3 event records."
         )
     prefix, results = input_prefix(), output_prefix()
-    result_bucket = os.environ.get("OUTPUT_BUCKET") or None
+    result_bucket = storage.output_bucket()
     manifests: list[S3Ref] = []
     ignored: list[S3Ref] = []
     malformed: list[str] = []
