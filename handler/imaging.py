@@ -36,7 +36,7 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF") + (("AVIF",) if features.check("avif") else ())
 """Pillow format names that decode_image opens. JPEG covers the multi-picture JPEG (MPO) of some
-cameras. AVIF is included where the installed Pillow reads it (its wheels do from 11.2 on).
+cameras. AVIF is included where the installed Pillow reads it (features.check("avif")).
 
 Pillow reads many more formats, some through outside programs: EPS and PostScript through
 Ghostscript. A service that decodes uploads from anyone keeps to the photo formats."""
@@ -158,10 +158,10 @@ def to_srgb(image: Image.Image) -> Image.Image:
 
     Phones and cameras often tag photos with a wider space (Display P3, Adobe RGB). Read as
     sRGB, such a photo's colors come out duller, and so would its hex codes. RGB, RGBA,
-    CMYK and palette images are converted; a palette or a transparent color becomes RGBA
+    CMYK and palette images are converted. A palette or a transparent color becomes RGBA
     first. A profile that maps a few probe colors to within 2 levels of themselves is taken
-    as sRGB, and the image is returned unchanged: many JPEGs embed one, and the transform
-    costs about 0.8 s for a 24 MP photo on the development machine under load. An image
+    as sRGB, and the image is returned unchanged. Many JPEGs embed such a profile, and the
+    transform costs about 0.8 s for a 24 MP photo on the development machine under load. An image
     without a profile is taken to be sRGB, as is one whose profile littlecms cannot read or
     does not match the image's mode.
 

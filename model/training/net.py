@@ -137,8 +137,8 @@ def match_maps(
         (B, V, 3, N) float32 maps. Map 0 is the score. Map 1 is the cosine
         similarity to the set's prototype, the feature mean weighted by score on
         present views (-1 to 1). Map 2 is the largest similarity to a key cell of
-        another present view, times that cell's score; it is at least 0, since
-        the zeroed cells of the view itself count in the maximum (0 to 1).
+        another present view, times that cell's score (0 to 1). It is never below 0,
+        because the zeroed cells of the view itself count in the maximum.
     """
     batch, views, cells, _ = features.shape
     weight = score * valid.unsqueeze(-1)

@@ -434,7 +434,7 @@ def icc_matrix_profile(red: XYZ, green: XYZ, blue: XYZ, gamma: float) -> bytes:
     return header + struct.pack(">I", len(tags)) + table + data
 
 
-# Display P3 colorants adapted to D50, rounded; a 2.2 gamma stands in for its sRGB-like curve.
+# Display P3 colorants adapted to D50, rounded. A 2.2 gamma replaces its sRGB-like tone curve.
 WIDE_GAMUT_PROFILE = icc_matrix_profile((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841), 2.2)
 
 
