@@ -103,8 +103,9 @@ def run_notification(notification: s3_events.ManifestEvent) -> dict[str, Any]:
     stored results, so a manifest that succeeded before is only written again.
 
     Raises:
-        TemporaryFailure: after all manifests ran, when any failed with a 5xx storage or model
-            error. Errors of the request (4xx) and unexpected errors are only reported.
+        TemporaryFailure: after all manifests ran, when any failed with a retryable storage or
+            model error (5xx). Errors of the request (4xx), an output bucket that is missing or
+            not writable, and unexpected errors are only reported.
     """
     for ignored in notification.ignored:
         logger.info("s3_record_ignored", extra={"bucket": ignored.bucket, "key": ignored.key})
@@ -136,7 +137,7 @@ def run_manifest_safely(manifest: payload.S3Ref) -> ManifestOutcome:
         return ManifestOutcome({"manifest": manifest.uri, **run_manifest(manifest)})
     except errors.ApiError as err:
         log_api_error(err, manifest=manifest.uri)
-        return ManifestOutcome({"manifest": manifest.uri, **response.error_document(err)}, err.status_code >= 500)
+        return ManifestOutcome({"manifest": manifest.uri, **response.error_document(err)}, err.retryable)
     except Exception:
         logger.exception("manifest_failed", extra={"manifest": manifest.uri})
         return ManifestOutcome({"manifest": manifest.uri, **response.error_document(errors.InternalError())})
@@ -154,7 +155,7 @@ def run_batch(batch: s3_events.BatchEvent) -> dict[str, Any]:
 
 
 def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
-    """Run one S3 Batch Operations task; 5xx errors are temporary (retried), the rest permanent."""
+    """Run one S3 Batch Operations task; retryable errors are temporary (retried), the rest permanent."""
     if task.manifest is None:
         error: errors.ApiError = errors.InvalidRequestError(task.problem or "Task names no manifest.")
         logger.warning("batch_task_malformed", extra={"task_id": task.task_id, "problem": error.message})
@@ -165,7 +166,7 @@ def run_batch_task(task: s3_events.BatchTask) -> response.BatchTaskResult:
     except errors.ApiError as err:
         log_api_error(err, manifest=task.manifest.uri)
         outcome: Literal["TemporaryFailure", "PermanentFailure"] = (
-            "TemporaryFailure" if err.status_code >= 500 else "PermanentFailure"
+            "TemporaryFailure" if err.retryable else "PermanentFailure"
         )
         return response.BatchTaskResult(task.task_id, outcome, f"{err.code}: {err.message}")
     except Exception:

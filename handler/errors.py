@@ -48,6 +48,11 @@ class ApiError(Exception):
         self.message = message
         self.image_index = image_index
 
+    @property
+    def retryable(self) -> bool:
+        """Whether running the same request again could succeed: true for server errors (5xx)."""
+        return self.status_code >= 500
+
 
 class InvalidRequestError(ApiError):
     """The request is malformed: bad JSON, a missing or mistyped field, an unsafe id."""
@@ -153,6 +158,22 @@ class StorageError(ApiError):
 
     status_code = 502
     code = "storage_error"
+
+
+class OutputNotWritableError(ApiError):
+    """The function may not write to the bucket that receives results, or that bucket does not exist.
+
+    A deployment error: a retry fails the same way until OUTPUT_BUCKET or the function's role
+    is fixed, so S3-triggered runs report it without asking Lambda or S3 Batch Operations to retry.
+    """
+
+    status_code = 500
+    code = "output_not_writable"
+
+    @property
+    def retryable(self) -> bool:
+        """False: a retry fails the same way until the bucket or the role changes."""
+        return False
 
 
 class ModelError(ApiError):

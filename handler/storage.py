@@ -27,6 +27,8 @@ MAX_OBJECT_BYTES = 30 * 1024 * 1024
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
 _ACCESS_DENIED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
+_UNWRITABLE_BUCKET_CODES = frozenset({"NoSuchBucket", "InvalidBucketName", "AccessDenied", "403", "AllAccessDisabled"})
+"""S3 error codes of a write or delete that fails the same way until the bucket or the role changes."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
     Returns:
         Where each file was written, in the same order.
     Raises:
+        OutputNotWritableError: the bucket does not exist or the role may not write to it;
+            the files written before were deleted again, as for StorageError.
         StorageError: a write failed; the files written before it were deleted again, as far
             as S3 allowed (a failed delete is named in the message).
     """
@@ -131,6 +135,8 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
         except (ClientError, BotoCoreError) as err:
             leftovers = delete_objects(written)
             detail = f" Could not delete {describe_failures(leftovers)}." if leftovers else ""
+            if error_code(err) in _UNWRITABLE_BUCKET_CODES:
+                raise _unwritable(bucket, error_code(err), f"writing {ref.uri}", detail) from err
             raise errors.StorageError(f"Writing {ref.uri} failed: {err}.{detail}") from err
         written.append(ref)
     return written
@@ -155,6 +161,7 @@ def replace_result_set(
         The stale objects that could not be deleted; the new result set is complete and
         consistent either way.
     Raises:
+        OutputNotWritableError: the bucket does not exist or the role may not write to it.
         StorageError: the old marker could not be deleted, or a write failed. When the marker
             stays, nothing was written, the message gives the S3 error code, and the botocore
             error is the exception's cause.
@@ -163,11 +170,23 @@ def replace_result_set(
     marker_failures = delete_objects([marker])
     if marker_failures:
         failure = marker_failures[0]
+        if failure.code in _UNWRITABLE_BUCKET_CODES:
+            step = f"deleting the previous {marker.uri}"
+            raise _unwritable(bucket, failure.code, step, " Nothing was written.") from failure.error
         raise errors.StorageError(
             f"Deleting the previous {marker.uri} failed with S3 error {failure.code}; nothing was written."
         ) from failure.error
     write_objects(bucket, files)
     return delete_objects([S3Ref(bucket=bucket, key=key) for key in stale_keys])
+
+
+def _unwritable(bucket: str, code: str, step: str, detail: str) -> errors.OutputNotWritableError:
+    """Build the error for a result bucket that is missing or that the function's role may not write."""
+    return errors.OutputNotWritableError(
+        f"The function cannot write results to bucket {bucket!r}: {step} failed with S3 error {code}.{detail}"
+        " Check that the bucket exists (OUTPUT_BUCKET) and that the function's role may put and delete"
+        " objects in it."
+    )
 
 
 def delete_objects(refs: Sequence[S3Ref]) -> list[DeleteFailure]:

@@ -36,14 +36,14 @@ def api_json(body: object, *, content_type: str = "application/json") -> dict[st
     return build_events.http_event("/segment", text, content_type=content_type, is_base64=False)
 
 
-def fail_put_after(client: Any, successes: int) -> list[str]:
-    """Make PutObject on the handler's client fail after `successes` calls; return the keys attempted."""
+def fail_put_after(client: Any, successes: int, code: str = "InternalError") -> list[str]:
+    """Make PutObject on the handler's client fail with S3 error `code` after `successes` calls; return the keys attempted."""
     attempted: list[str] = []
 
     def hook(params: dict[str, Any], **_: Any) -> None:
         attempted.append(params["Key"])
         if len(attempted) > successes:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "PutObject")
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "PutObject")
 
     client.meta.events.register("before-parameter-build.s3.PutObject", hook)
     return attempted
@@ -117,6 +117,52 @@ def test_s3_write_failure_leaves_nothing(s3: Any, lambda_context: Any) -> None:
     # THEN the handler raised so that Lambda retries, after removing the three files it wrote
     assert len(attempted) == 4
     assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_s3_missing_output_bucket_reported_not_retried(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN OUTPUT_BUCKET naming a bucket that does not exist
+    monkeypatch.setenv("OUTPUT_BUCKET", "fashion-seg-no-such-bucket")
+
+    # WHEN a manifest upload triggers the function
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    # THEN the reply names the bucket and the fix, and the handler did not raise for a retry
+    error = result["manifests"][0]["error"]
+    assert error["code"] == "output_not_writable"
+    assert "'fashion-seg-no-such-bucket'" in error["message"]
+    assert "NoSuchBucket" in error["message"]
+    assert "OUTPUT_BUCKET" in error["message"]
+
+
+def test_s3_write_access_denied_cleans_up_not_retried(s3: Any, lambda_context: Any) -> None:
+    # GIVEN S3 that accepts two writes and then denies access
+    attempted = fail_put_after(storage.s3_client(), successes=2, code="AccessDenied")
+
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    assert result["manifests"][0]["error"]["code"] == "output_not_writable"
+    assert len(attempted) == 3
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_batch_missing_output_bucket_permanent(s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPUT_BUCKET", "fashion-seg-no-such-bucket")
+
+    result = lambda_handler(load_event("s3-batch.json"), lambda_context)
+
+    assert result["results"][0]["resultCode"] == "PermanentFailure"
+    assert result["results"][0]["resultString"].startswith("output_not_writable: ")
+
+
+def test_api_missing_output_bucket_is_500(s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTPUT_BUCKET", "fashion-seg-no-such-bucket")
+
+    result = lambda_handler(load_event("api-http-json.json"), lambda_context)
+
+    assert result["statusCode"] == 500
+    assert json.loads(result["body"])["error"]["code"] == "output_not_writable"
 
 
 def test_api_results_inline_without_output_bucket(lambda_context: Any) -> None:
@@ -531,24 +577,28 @@ def test_s3_failed_rerun_removes_old_result_json(s3: Any, lambda_context: Any) -
     assert not set(attempted[:3]) & set(keys)
 
 
-def fail_delete(client: Any, key_suffix: str) -> None:
-    """Make DeleteObject on the handler's client fail with AccessDenied for keys ending in key_suffix."""
+def fail_delete(client: Any, key_suffix: str, code: str = "AccessDenied") -> None:
+    """Make DeleteObject on the handler's client fail with S3 error `code` for keys ending in key_suffix."""
 
     def hook(params: dict[str, Any], **_: Any) -> None:
         if params["Key"].endswith(key_suffix):
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "injected"}}, "DeleteObject")
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "DeleteObject")
 
     client.meta.events.register("before-parameter-build.s3.DeleteObject", hook)
 
 
-def test_storage_old_marker_not_deleted_keeps_s3_code(s3: Any) -> None:
-    fail_delete(storage.s3_client(), "result.json")
+@pytest.mark.parametrize(
+    ("code", "error_class"),
+    [("SlowDown", errors.StorageError), ("AccessDenied", errors.OutputNotWritableError)],
+)
+def test_storage_old_marker_not_deleted_keeps_s3_code(s3: Any, code: str, error_class: type[errors.ApiError]) -> None:
+    fail_delete(storage.s3_client(), "result.json", code)
     files = [storage.OutputFile("results/p/mask-0.png", b"png", "image/png")]
 
-    with pytest.raises(errors.StorageError) as info:
+    with pytest.raises(error_class) as info:
         storage.replace_result_set(OUTPUT_BUCKET, files, marker_key="results/p/result.json", stale_keys=[])
 
-    assert "AccessDenied" in info.value.message
+    assert code in info.value.message
     assert f"s3://{OUTPUT_BUCKET}/results/p/result.json" in info.value.message
     assert isinstance(info.value.__cause__, ClientError)
     assert list_keys(s3, OUTPUT_BUCKET) == []
