@@ -227,7 +227,8 @@ def run_batch(args: argparse.Namespace) -> int:
     """Segment every set of a manifest; a failed set gets error.json and the run goes on."""
     sets = read_batch_manifest(args.manifest)
     check_out_folder(args.out)
-    base = args.manifest.resolve().parent
+    # Image paths are relative to the manifest's folder; a manifest read from a pipe has none.
+    base = args.manifest.resolve().parent if args.manifest.is_file() else Path.cwd()
     # Every set's folder is checked against the inputs of all sets, since one set's outputs
     # could replace another set's photo.
     all_inputs = [args.manifest, *(base / name for entry in sets for name in manifest_image_names(entry))]
@@ -538,35 +539,52 @@ def read_file(path: Path, *, description: str, image_index: int | None = None, r
     except ValueError as err:
         # os.open raises ValueError for a path with a NUL character, which no file system accepts.
         raise CliError(f"invalid {description} path {str(path)!r}: {err}", image_index=image_index) from err
-    with os.fdopen(descriptor, "rb") as file:
-        try:
-            info = os.fstat(descriptor)
-            if stat.S_ISDIR(info.st_mode) or (regular_only and not stat.S_ISREG(info.st_mode)):
-                raise CliError(f"{description} {path} is not a regular file", image_index=image_index)
-            if info.st_size > MAX_LOCAL_FILE_BYTES:
-                raise CliError(
-                    f"{description} {path} is {info.st_size} bytes; at most {MAX_LOCAL_FILE_BYTES} bytes are accepted",
-                    image_index=image_index,
-                )
-            if stat.S_ISREG(info.st_mode):
-                # The size may have grown since fstat(): read one byte past the limit to notice.
+    try:
+        info = os.fstat(descriptor)
+        # Checked before any file object exists: opening one on a folder raises IsADirectoryError.
+        if stat.S_ISDIR(info.st_mode) or (regular_only and not stat.S_ISREG(info.st_mode)):
+            raise CliError(f"{description} {path} is not a regular file", image_index=image_index)
+        if info.st_size > MAX_LOCAL_FILE_BYTES:
+            raise CliError(
+                f"{description} {path} is {info.st_size} bytes; at most {MAX_LOCAL_FILE_BYTES} bytes are accepted",
+                image_index=image_index,
+            )
+        if stat.S_ISREG(info.st_mode):
+            # The size may have grown since fstat(): read one byte past the limit to notice.
+            with os.fdopen(descriptor, "rb", closefd=False) as file:
                 data = file.read(MAX_LOCAL_FILE_BYTES + 1)
-            else:
-                # A pipe: opened again without O_NONBLOCK, which waits for its writer.
-                with path.open("rb") as stream:
-                    data = stream.read(MAX_LOCAL_FILE_BYTES + 1)
-        except OSError as err:
-            raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
+        else:
+            # A pipe: opened again without O_NONBLOCK, which waits for its writer.
+            with path.open("rb") as stream:
+                data = stream.read(MAX_LOCAL_FILE_BYTES + 1)
+    except OSError as err:
+        raise CliError(f"cannot read {description} {path}: {err.strerror}", image_index=image_index) from err
+    finally:
+        os.close(descriptor)
     if len(data) > MAX_LOCAL_FILE_BYTES:
         raise CliError(f"{description} {path} is larger than {MAX_LOCAL_FILE_BYTES} bytes", image_index=image_index)
     return data
 
 
 def read_json(path: Path, *, description: str) -> Any:
+    """Read a JSON file (UTF-8, with or without a byte order mark) with read_file's limits.
+
+    Raises:
+        CliError: the file cannot be read, is not JSON, nests too deeply or contains an integer
+            longer than sys.get_int_max_str_digits() digits.
+    """
+    data = read_file(path, description=description, regular_only=False)
     try:
-        return json.loads(read_file(path, description=description, regular_only=False))
+        return json.loads(data.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CliError(f"{description} {path} is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise CliError(f"{description} {path} nests JSON arrays or objects too deeply to parse") from err
+    except ValueError as err:
+        # json.loads raises a plain ValueError for an integer literal over the digit limit.
+        raise CliError(
+            f"{description} {path} contains a number with more than {sys.get_int_max_str_digits()} digits"
+        ) from err
 
 
 if __name__ == "__main__":

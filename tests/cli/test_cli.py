@@ -604,3 +604,74 @@ def test_invoke_reads_event_from_pipe(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert code == 0
     assert json.loads(capsys.readouterr().out)["statusCode"] == 200
+
+
+def test_segment_folder_as_photo_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["segment", str(SAMPLES_DIR), "--out", str(tmp_path / "out")])
+
+    assert code == 2
+    assert f"{SAMPLES_DIR} is not a regular file" in capsys.readouterr().err
+
+
+def test_batch_folder_as_photo_fails_own_set(tmp_path: Path) -> None:
+    # GIVEN a manifest whose first set names a folder as its photo
+    (tmp_path / "p1").mkdir()
+    manifest = tmp_path / "sets.json"
+    manifest.write_text(json.dumps([{"id": "folder", "images": ["p1"]}, {"id": "good", "images": [str(SAMPLES_DIR / "front.jpg")]}]))
+
+    code = cli.main(["batch", str(manifest), "--out", str(tmp_path / "out")])
+
+    # THEN only that set fails, and the next one still runs
+    assert code == 1
+    assert "is not a regular file" in json.loads((tmp_path / "out" / "folder" / "error.json").read_text())["error"]["message"]
+    assert (tmp_path / "out" / "good" / "result.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nests JSON arrays or objects too deeply"),
+        ("[" + "1" * 5000 + "]", "contains a number with more than"),
+        ("[", "is not valid JSON"),
+    ],
+)
+def test_invoke_unparsable_event_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, fragment: str
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(content)
+
+    code = cli.main(["invoke", str(event)])
+
+    assert code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_invoke_event_with_byte_order_mark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "event.json"
+    event.write_bytes(b"\xef\xbb\xbf" + json.dumps(load_event("api-http-json.json")).encode())
+
+    code = cli.main(["invoke", str(event)])
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["statusCode"] == 200
+
+
+def test_batch_piped_manifest_paths_from_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a manifest with a relative photo path, written into a named pipe, run from the photo's parent folder
+    import threading
+
+    (tmp_path / "p1").mkdir()
+    shutil.copy(SAMPLES_DIR / "front.jpg", tmp_path / "p1" / "front.jpg")
+    pipe = tmp_path / "sets.pipe"
+    os.mkfifo(pipe)
+    manifest = json.dumps([{"id": "piped", "images": ["p1/front.jpg"]}]).encode()
+    writer = threading.Thread(target=lambda: pipe.write_bytes(manifest))
+    writer.start()
+    monkeypatch.chdir(tmp_path)
+
+    code = cli.main(["batch", str(pipe), "--out", str(tmp_path / "out")])
+    writer.join()
+
+    assert code == 0
+    assert (tmp_path / "out" / "piped" / "result.json").is_file()
