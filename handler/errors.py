@@ -161,7 +161,7 @@ class StorageError(ApiError):
 
 
 class OutputNotWritableError(ApiError):
-    """The function may not write to the bucket that receives results, or that bucket does not exist.
+    """The bucket that receives results does not exist, the function may not write to it, or OUTPUT_BUCKET is no bucket name.
 
     A deployment error: a retry fails the same way until OUTPUT_BUCKET or the function's role
     is fixed, so S3-triggered runs report it without asking Lambda or S3 Batch Operations to retry.

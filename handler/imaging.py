@@ -216,7 +216,9 @@ def _gray_levels_to_rgb(levels: NDArray[np.generic], mode: str) -> NDArray[np.ui
     elif mode == "I":
         full_scale = 255.0 if values.size == 0 or values.max() <= 255 else 65535.0
     else:
-        inside_unit = values.size == 0 or (np.nanmin(values) >= 0.0 and np.nanmax(values) <= 1.0)
+        finite = values[np.isfinite(values)]
+        # An image of NaN only has no finite value; it becomes black like the NaN pixels of others.
+        inside_unit = finite.size == 0 or (finite.min() >= 0.0 and finite.max() <= 1.0)
         full_scale = 1.0 if inside_unit else 255.0
     scaled = np.nan_to_num(values * (255.0 / full_scale), nan=0.0)
     gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

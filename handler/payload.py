@@ -108,13 +108,16 @@ def parse_json_object(data: bytes, *, description: str) -> Mapping[str, Any]:
     """Decode a JSON object from UTF-8 bytes.
 
     Args:
-        data: the raw JSON text.
+        data: the raw JSON text; a leading UTF-8 byte order mark, as some Windows editors
+            write, is skipped.
         description: what the bytes are, for the message ("request body", "manifest s3://...").
     Raises:
-        InvalidRequestError: the bytes are not UTF-8 JSON, or the JSON is not an object.
+        InvalidRequestError: the bytes are empty, are not UTF-8 JSON, or the JSON is not an object.
     """
+    if not data.strip():
+        raise errors.InvalidRequestError(f'The {description} is empty; send a JSON object such as {{"images": [...]}}.')
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise errors.InvalidRequestError(
             f'The {description} is not valid JSON ({err}); send an object such as {{"images": [...]}}.'

@@ -105,10 +105,8 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
         if problem is not None or ref is None:
             malformed.append(f"Records[{position}] {problem}")
             continue
-        relative = ref.key[len(prefix) :] if ref.key.startswith(prefix) else ""
-        folder, _, name = relative.partition("/")
         in_results = bool(results) and ref.key.startswith(results) and ref.bucket == (result_bucket or ref.bucket)
-        is_manifest = bool(folder) and name == MANIFEST_NAME and not in_results
+        is_manifest = manifest_key_problem(ref.key, prefix) is None and not in_results
         if event_name.startswith("ObjectCreated") and is_manifest:
             manifests.append(ref)
         else:
@@ -116,6 +114,24 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
     if not manifests and not ignored:
         raise errors.InvalidRequestError(f"The S3 notification has no usable record: {malformed[0]}.")
     return ManifestEvent(manifests=tuple(manifests), ignored=tuple(ignored), malformed=tuple(malformed))
+
+
+def manifest_key_problem(key: str, prefix: str) -> str | None:
+    """Tell why a key is not a manifest key, <prefix><product-id>/manifest.json, one folder deep.
+
+    Args:
+        key: decoded object key.
+        prefix: INPUT_PREFIX, matched as a plain string.
+    Returns:
+        None for a manifest key, else the reason, naming the expected form.
+    """
+    expected = f"expected {prefix}<product-id>/{MANIFEST_NAME} (INPUT_PREFIX={prefix!r})"
+    if not key.startswith(prefix):
+        return f"s3Key {errors.quote_value(key)} is outside INPUT_PREFIX; {expected}"
+    folder, _, name = key[len(prefix) :].partition("/")
+    if not folder or name != MANIFEST_NAME:
+        return f"s3Key {errors.quote_value(key)} is not a manifest one folder below INPUT_PREFIX; {expected}"
+    return None
 
 
 def read_notification_record(record: object) -> tuple[str, S3Ref | None, str | None]:
@@ -185,7 +201,10 @@ def parse_batch_event(event: Mapping[str, Any]) -> BatchEvent:
 
 
 def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
-    """Return the manifest a Batch Operations task names, or None and what the task lacks."""
+    """Return the manifest a Batch Operations task names, or None and what is wrong with the task.
+
+    The key must have the form of an upload-notified manifest, <INPUT_PREFIX><product-id>/manifest.json.
+    """
     key = task.get("s3Key")
     arn = task.get("s3BucketArn")
     bucket = arn.rpartition(":::")[2] if isinstance(arn, str) else task.get("s3Bucket")
@@ -193,7 +212,13 @@ def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
         return None, "Task has no string s3Key."
     if not isinstance(bucket, str) or not bucket:
         return None, "Task has neither s3Bucket (schema 2.0) nor s3BucketArn (schema 1.0)."
-    return S3Ref(bucket=bucket, key=unquote_plus(key)), None
+    # The rule of upload notifications: keys of other shapes could name the same product
+    # (a/p1/manifest.json and b/p1/manifest.json) and replace each other's results.
+    decoded = unquote_plus(key)
+    problem = manifest_key_problem(decoded, input_prefix())
+    if problem is not None:
+        return None, problem + "."
+    return S3Ref(bucket=bucket, key=decoded), None
 
 
 def parse_manifest(data: bytes, manifest: S3Ref) -> SegmentRequest:

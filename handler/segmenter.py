@@ -24,6 +24,9 @@ from handler.letterbox import PAD_VALUE
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "fashion-seg.int8.onnx"
 MODEL_PATH_ENV = "MODEL_PATH"
 THREADS_ENV = "ORT_THREADS"
+MAX_THREADS = 256
+"""Largest accepted ORT_THREADS. Lambda gives a function at most 6 vCPUs. With 100,000 threads,
+creating the onnxruntime session did not finish within 2 minutes on a 2-core machine."""
 
 REQUIRED_METADATA = ("name", "version", "input_size", "max_views", "normalization", "pad_value", "categories")
 NORMALIZATION = "rgb / 127.5 - 1"
@@ -38,7 +41,7 @@ class ModelContractError(ValueError):
 
 
 class InvalidThreadCountError(ValueError):
-    """The ORT_THREADS environment variable is not a positive integer."""
+    """The ORT_THREADS environment variable is not an integer from 1 to MAX_THREADS."""
 
 
 class InferenceError(RuntimeError):
@@ -197,16 +200,19 @@ def get_segmenter() -> Segmenter:
     intra-op thread count, by default os.cpu_count().
 
     Raises:
-        InvalidThreadCountError: ORT_THREADS is not a positive integer.
+        InvalidThreadCountError: ORT_THREADS is not an integer from 1 to MAX_THREADS.
         FileNotFoundError, ModelContractError: as for Segmenter.from_path.
     """
     path = Path(os.environ.get(MODEL_PATH_ENV) or DEFAULT_MODEL_PATH)
     threads_text = os.environ.get(THREADS_ENV, "").strip()
     threads = None
     if threads_text:
-        if not threads_text.isdigit() or int(threads_text) < 1:
+        # str.isdigit() also accepts digits that int() rejects, such as "²", hence isascii().
+        is_number = threads_text.isascii() and threads_text.isdigit() and len(threads_text) <= len(str(MAX_THREADS))
+        if not is_number or not 1 <= int(threads_text) <= MAX_THREADS:
+            quoted = threads_text if len(threads_text) <= 20 else threads_text[:20] + "..."
             raise InvalidThreadCountError(
-                f"{THREADS_ENV}={threads_text!r} is invalid; set it to a positive integer or unset it"
+                f"{THREADS_ENV}={quoted!r} is invalid; set it to an integer from 1 to {MAX_THREADS} or unset it"
             )
         threads = int(threads_text)
     return Segmenter.from_path(path, threads=threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,26 @@ class DeleteFailure:
     error: ClientError | BotoCoreError
 
 
+BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}")
+"""Characters and length of a bucket name, loose enough for the older names of us-east-1.
+
+Names created since 2018 are stricter: 3-63 lowercase letters, digits, dots and hyphens. This
+pattern only catches values that are no bucket name at all, such as an s3:// URI, an ARN or a path."""
+
+
 def output_bucket() -> str | None:
-    """Return the bucket for results (env OUTPUT_BUCKET), or None to return them inline."""
-    return os.environ.get("OUTPUT_BUCKET") or None
+    """Return the bucket for results (env OUTPUT_BUCKET), or None to return them inline.
+
+    Raises:
+        OutputNotWritableError: OUTPUT_BUCKET is set to something that is not a bucket name.
+    """
+    name = os.environ.get("OUTPUT_BUCKET") or None
+    if name is not None and not BUCKET_NAME.fullmatch(name):
+        raise errors.OutputNotWritableError(
+            f"OUTPUT_BUCKET={errors.quote_value(name)} is not a bucket name; set it to the bare name of the"
+            " results bucket, such as 'my-results', without s3://, a path, an ARN or spaces."
+        )
+    return name
 
 
 @functools.cache

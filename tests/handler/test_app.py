@@ -207,6 +207,8 @@ BAD_REQUESTS = [
     ("threshold range", {"images": [FRONT_B64], "threshold": 7}, 400, "invalid_threshold", "7"),
     ("missing images", {"category": "top"}, 400, "invalid_request", "'images'"),
     ("invalid json", '{"images": [', 400, "invalid_request", "not valid JSON"),
+    ("empty body", "", 400, "invalid_request", "request body is empty"),
+    ("blank body", " \n", 400, "invalid_request", "request body is empty"),
     (
         "s3 key missing",
         {"images": [f"s3://{INPUT_BUCKET}/incoming/nope.jpg"]},
@@ -229,6 +231,30 @@ def test_api_bad_input_rejected_nothing_written(
     assert result["statusCode"] == status
     assert error["code"] == code
     assert fragment in error["message"]
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_api_json_body_with_byte_order_mark(lambda_context: Any) -> None:
+    result = lambda_handler(api_json("\ufeff" + json.dumps({"images": [FRONT_B64]})), lambda_context)
+
+    assert result["statusCode"] == 200
+
+
+@pytest.mark.parametrize("value", ["s3://fashion-seg-output", "fashion-seg-output/results", "bad bucket", "arn:aws:s3:::b"])
+def test_malformed_output_bucket_not_retried(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OUTPUT_BUCKET", value)
+
+    api = lambda_handler(load_event("api-http-json.json"), lambda_context)
+    notification = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    batch = lambda_handler(load_event("s3-batch.json"), lambda_context)
+
+    assert api["statusCode"] == 500
+    assert json.loads(api["body"])["error"]["code"] == "output_not_writable"
+    assert "OUTPUT_BUCKET" in json.loads(api["body"])["error"]["message"]
+    assert notification["error"]["code"] == "output_not_writable"
+    assert batch["results"][0]["resultCode"] == "PermanentFailure"
     assert list_keys(s3, OUTPUT_BUCKET) == []
 
 
@@ -396,6 +422,7 @@ def test_batch_photo_collision_rejected(
     # GIVEN results written beside the input, and a manifest in product p9's own result folder
     # that lists photos named like the outputs the run writes (mask-0.png) and deletes (mask-3.png)
     monkeypatch.delenv("OUTPUT_BUCKET")
+    monkeypatch.setenv("INPUT_PREFIX", "results/")
     folder = "results/p9/"
     front = (SAMPLES_DIR / "front.jpg").read_bytes()
     for name in ("mask-3.png", "mask-0.png"):
@@ -415,6 +442,22 @@ def test_batch_photo_collision_rejected(
     assert f"s3://{INPUT_BUCKET}/{folder}mask-3.png" in task["resultString"]
     after = {key: s3.get_object(Bucket=INPUT_BUCKET, Key=key)["Body"].read() for key in list_keys(s3, INPUT_BUCKET)}
     assert after == before
+
+
+@pytest.mark.parametrize("key", ["incoming/a/sample-002/manifest.json", "other/sample-002/manifest.json", "incoming/manifest.json"])
+def test_batch_manifest_key_outside_layout_permanent(s3: Any, lambda_context: Any, key: str) -> None:
+    # GIVEN a task whose manifest key is not incoming/<product-id>/manifest.json
+    event = load_event("s3-batch.json")
+    event["tasks"][0]["s3Key"] = key
+
+    result = lambda_handler(event, lambda_context)
+
+    # THEN it fails permanently with the expected form, and nothing is written
+    task = result["results"][0]
+    assert task["resultCode"] == "PermanentFailure"
+    assert task["resultString"].startswith("invalid_request: ")
+    assert "incoming/<product-id>/manifest.json" in task["resultString"]
+    assert list_keys(s3, OUTPUT_BUCKET) == []
 
 
 def test_direct_photo_collision_400(s3: Any, lambda_context: Any) -> None:

@@ -281,7 +281,7 @@ def test_get_segmenter_reads_path_from_env_once(tmp_path: Path, monkeypatch: pyt
     assert first.name == "tiny"
 
 
-@pytest.mark.parametrize("threads", ["zero", "0", "-2"])
+@pytest.mark.parametrize("threads", ["zero", "0", "-2", "257", "100000", "99999999999999999999", "\u00b2"])
 def test_get_segmenter_invalid_thread_count_raises(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
     monkeypatch.setenv("ORT_THREADS", threads)
     segmenter_module.get_segmenter.cache_clear()

@@ -207,6 +207,15 @@ def test_to_rgb_array_float_gray_above_one() -> None:
     assert to_rgb_array(image)[0, :, 0].tolist() == [0, 100, 255]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_to_rgb_array_float_gray_nan_black() -> None:
+    all_nan = Image.fromarray(np.full((2, 3), np.nan, dtype=np.float32))
+    partly_nan = Image.fromarray(np.array([[np.nan, 0.5, 1.0]], dtype=np.float32))
+
+    assert to_rgb_array(all_nan).max() == 0
+    assert to_rgb_array(partly_nan)[0, :, 0].tolist() == [0, 128, 255]
+
+
 def test_to_rgb_array_palette_alpha_composited_on_white() -> None:
     image = Image.new("PA", (2, 1))
     image.putpalette([10, 10, 10, 20, 20, 20])
