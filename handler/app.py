@@ -288,11 +288,11 @@ def load_segmenter() -> Segmenter:
     try:
         segmenter = get_segmenter()
     except InvalidThreadCountError as err:
-        raise errors.ModelError(f"The segmentation model could not be loaded: {err}.") from err
+        raise errors.ModelNotLoadedError(f"The segmentation model could not be loaded: {err}.") from err
     # onnxruntime's load errors (NoSuchFile, InvalidProtobuf, Fail) derive directly from
     # Exception, so no narrower class covers them all.
     except Exception as err:
-        raise errors.ModelError(
+        raise errors.ModelNotLoadedError(
             "The segmentation model could not be loaded; check MODEL_PATH and the deployed model file."
         ) from err
     if not _model_logged:
@@ -323,7 +323,7 @@ def publish(segment: payload.SegmentRequest, segmentation: Segmentation) -> dict
     Raises:
         ResponseTooLargeError: the inline PNGs and a margin for the rest of the reply would
             exceed Lambda's response limit.
-        StorageError: a write failed; see results.store_results.
+        OutputNotWritableError, StorageError: a write failed; see results.store_results.
     """
     started = time.perf_counter()
     pngs = response.encode_views(segmentation.result)

@@ -567,7 +567,7 @@ def read_file(path: Path, *, description: str, image_index: int | None = None, r
 
 
 def read_json(path: Path, *, description: str) -> Any:
-    """Read a JSON file (UTF-8, with or without a byte order mark) with read_file's limits.
+    """Read a JSON file (UTF-8, UTF-16 or UTF-32, as json.loads detects them) with read_file's limits.
 
     Raises:
         CliError: the file cannot be read, is not JSON, nests too deeply or contains an integer
@@ -575,7 +575,7 @@ def read_json(path: Path, *, description: str) -> Any:
     """
     data = read_file(path, description=description, regular_only=False)
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CliError(f"{description} {path} is not valid JSON: {err}") from err
     except RecursionError as err:

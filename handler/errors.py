@@ -183,6 +183,15 @@ class ModelError(ApiError):
     code = "model_error"
 
 
+class ModelNotLoadedError(ModelError):
+    """The model file or its settings (MODEL_PATH, ORT_THREADS) are unusable; a deployment error."""
+
+    @property
+    def retryable(self) -> bool:
+        """False: a retry fails the same way until the deployment changes."""
+        return False
+
+
 class InternalError(ApiError):
     """An unexpected failure; the detail is in the function's log only."""
 

@@ -54,6 +54,8 @@ def store_results(
     Returns:
         StoredResults whose document, ``result_uri`` included, equals the stored result.json.
     Raises:
+        OutputNotWritableError: the bucket is missing, or S3 rejected the request in a way
+            that a retry does not fix (see storage.write_objects).
         StorageError: the old result.json could not be deleted or a write failed; no
             result.json is left in the folder either way.
     """

@@ -105,8 +105,7 @@ def parse_s3_notification(event: Mapping[str, Any]) -> ManifestEvent:
         if problem is not None or ref is None:
             malformed.append(f"Records[{position}] {problem}")
             continue
-        in_results = bool(results) and ref.key.startswith(results) and ref.bucket == (result_bucket or ref.bucket)
-        is_manifest = manifest_key_problem(ref.key, prefix) is None and not in_results
+        is_manifest = manifest_key_problem(ref.key, prefix) is None and not in_results(ref, results, result_bucket)
         if event_name.startswith("ObjectCreated") and is_manifest:
             manifests.append(ref)
         else:
@@ -132,6 +131,17 @@ def manifest_key_problem(key: str, prefix: str) -> str | None:
     if not folder or name != MANIFEST_NAME:
         return f"s3Key {errors.quote_value(key)} is not a manifest one folder below INPUT_PREFIX; {expected}"
     return None
+
+
+def in_results(ref: S3Ref, results: str, result_bucket: str | None) -> bool:
+    """Tell whether an object lies under OUTPUT_PREFIX in the bucket that receives results.
+
+    Args:
+        ref: the object.
+        results: OUTPUT_PREFIX; an empty prefix matches nothing.
+        result_bucket: OUTPUT_BUCKET, or None when results go to each manifest's own bucket.
+    """
+    return bool(results) and ref.key.startswith(results) and ref.bucket == (result_bucket or ref.bucket)
 
 
 def read_notification_record(record: object) -> tuple[str, S3Ref | None, str | None]:
@@ -203,7 +213,8 @@ def parse_batch_event(event: Mapping[str, Any]) -> BatchEvent:
 def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
     """Return the manifest a Batch Operations task names, or None and what is wrong with the task.
 
-    The key must have the form of an upload-notified manifest, <INPUT_PREFIX><product-id>/manifest.json.
+    The key must have the form of an upload-notified manifest, <INPUT_PREFIX><product-id>/manifest.json,
+    and must not lie under OUTPUT_PREFIX in the bucket that receives results.
     """
     key = task.get("s3Key")
     arn = task.get("s3BucketArn")
@@ -214,11 +225,17 @@ def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
         return None, "Task has neither s3Bucket (schema 2.0) nor s3BucketArn (schema 1.0)."
     # The rule of upload notifications: keys of other shapes could name the same product
     # (a/p1/manifest.json and b/p1/manifest.json) and replace each other's results.
-    decoded = unquote_plus(key)
-    problem = manifest_key_problem(decoded, input_prefix())
+    manifest = S3Ref(bucket=bucket, key=unquote_plus(key))
+    problem = manifest_key_problem(manifest.key, input_prefix())
     if problem is not None:
         return None, problem + "."
-    return S3Ref(bucket=bucket, key=decoded), None
+    # OUTPUT_BUCKET is compared as set; a malformed value fails the task later, when results are stored.
+    if in_results(manifest, output_prefix(), os.environ.get("OUTPUT_BUCKET") or None):
+        return None, (
+            f"s3Key {errors.quote_value(manifest.key)} lies under OUTPUT_PREFIX {output_prefix()!r} of the bucket that"
+            " receives results, where keys are never processed; move the manifest or change the prefixes."
+        )
+    return manifest, None
 
 
 def parse_manifest(data: bytes, manifest: S3Ref) -> SegmentRequest:

@@ -30,6 +30,10 @@ _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket"})
 _ACCESS_DENIED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "InvalidObjectState"})
 _UNWRITABLE_BUCKET_CODES = frozenset({"NoSuchBucket", "InvalidBucketName", "AccessDenied", "403", "AllAccessDisabled"})
 """S3 error codes of a write or delete that fails the same way until the bucket or the role changes."""
+_RETRYABLE_CLIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeTooSkewed", "ExpiredToken", "OperationAborted", "SlowDown", "TooManyRequests"}
+)
+"""S3 error codes with a 4xx status that a later attempt can get past (time-outs, clock skew, throttling)."""
 
 
 @dataclass(frozen=True)
@@ -50,24 +54,26 @@ class DeleteFailure:
     error: ClientError | BotoCoreError
 
 
-BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}")
-"""Characters and length of a bucket name, loose enough for the older names of us-east-1.
+BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}|arn:[a-z-]+:s3[a-z-]*:[a-z0-9-]*:[0-9]{12}:[a-z-]*accesspoint[/:][A-Za-z0-9./:-]+")
+"""A bucket name, loose enough for the older names of us-east-1, or an access point ARN.
 
-Names created since 2018 are stricter: 3-63 lowercase letters, digits, dots and hyphens. This
-pattern only catches values that are no bucket name at all, such as an s3:// URI, an ARN or a path."""
+Bucket names created since 2018 are stricter: 3-63 lowercase letters, digits, dots and hyphens.
+This pattern only catches values that are no bucket at all, such as an s3:// URI, a path or a
+bucket's own ARN, which boto3 does not accept as a bucket."""
 
 
 def output_bucket() -> str | None:
     """Return the bucket for results (env OUTPUT_BUCKET), or None to return them inline.
 
     Raises:
-        OutputNotWritableError: OUTPUT_BUCKET is set to something that is not a bucket name.
+        OutputNotWritableError: OUTPUT_BUCKET is set to something that is neither a bucket name
+            nor an access point ARN.
     """
     name = os.environ.get("OUTPUT_BUCKET") or None
     if name is not None and not BUCKET_NAME.fullmatch(name):
         raise errors.OutputNotWritableError(
             f"OUTPUT_BUCKET={errors.quote_value(name)} is not a bucket name; set it to the bare name of the"
-            " results bucket, such as 'my-results', without s3://, a path, an ARN or spaces."
+            " results bucket, such as 'my-results', without s3://, a path or spaces, or to an access point ARN."
         )
     return name
 
@@ -140,8 +146,8 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
     Returns:
         Where each file was written, in the same order.
     Raises:
-        OutputNotWritableError: the bucket does not exist or the role may not write to it;
-            the files written before were deleted again, as for StorageError.
+        OutputNotWritableError: the write failed in a way a retry does not fix
+            (is_permanent_write_error); the files written before were deleted again, as for StorageError.
         StorageError: a write failed; the files written before it were deleted again, as far
             as S3 allowed (a failed delete is named in the message).
     """
@@ -153,7 +159,7 @@ def write_objects(bucket: str, files: Sequence[OutputFile]) -> list[S3Ref]:
         except (ClientError, BotoCoreError) as err:
             leftovers = delete_objects(written)
             detail = f" Could not delete {describe_failures(leftovers)}." if leftovers else ""
-            if error_code(err) in _UNWRITABLE_BUCKET_CODES:
+            if is_permanent_write_error(err):
                 raise _unwritable(bucket, error_code(err), f"writing {ref.uri}", detail) from err
             raise errors.StorageError(f"Writing {ref.uri} failed: {err}.{detail}") from err
         written.append(ref)
@@ -179,7 +185,8 @@ def replace_result_set(
         The stale objects that could not be deleted; the new result set is complete and
         consistent either way.
     Raises:
-        OutputNotWritableError: the bucket does not exist or the role may not write to it.
+        OutputNotWritableError: a delete or write failed in a way a retry does not fix
+            (is_permanent_write_error).
         StorageError: the old marker could not be deleted, or a write failed. When the marker
             stays, nothing was written, the message gives the S3 error code, and the botocore
             error is the exception's cause.
@@ -188,7 +195,7 @@ def replace_result_set(
     marker_failures = delete_objects([marker])
     if marker_failures:
         failure = marker_failures[0]
-        if failure.code in _UNWRITABLE_BUCKET_CODES:
+        if is_permanent_write_error(failure.error):
             step = f"deleting the previous {marker.uri}"
             raise _unwritable(bucket, failure.code, step, " Nothing was written.") from failure.error
         raise errors.StorageError(
@@ -198,12 +205,31 @@ def replace_result_set(
     return delete_objects([S3Ref(bucket=bucket, key=key) for key in stale_keys])
 
 
+def is_permanent_write_error(err: ClientError | BotoCoreError) -> bool:
+    """Tell whether a failed put or delete would fail the same way when tried again.
+
+    True for a missing bucket or denied access, and for any other client error (HTTP 4xx,
+    such as a disabled KMS key or invalid credentials) except time-outs, clock skew and
+    throttling. False for server errors (5xx) and for network errors without an S3 reply.
+    """
+    if not isinstance(err, ClientError):
+        return False
+    code = error_code(err)
+    if code in _UNWRITABLE_BUCKET_CODES:
+        return True
+    if code in _RETRYABLE_CLIENT_CODES:
+        return False
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return isinstance(status, int) and 400 <= status < 500
+
+
 def _unwritable(bucket: str, code: str, step: str, detail: str) -> errors.OutputNotWritableError:
-    """Build the error for a result bucket that is missing or that the function's role may not write."""
+    """Build the error for a result bucket that the function cannot write to, naming where the bucket came from."""
+    source = "OUTPUT_BUCKET" if os.environ.get("OUTPUT_BUCKET") == bucket else "the manifest's bucket, as OUTPUT_BUCKET is unset"
     return errors.OutputNotWritableError(
-        f"The function cannot write results to bucket {bucket!r}: {step} failed with S3 error {code}.{detail}"
-        " Check that the bucket exists (OUTPUT_BUCKET) and that the function's role may put and delete"
-        " objects in it."
+        f"The function cannot write results to bucket {bucket!r} ({source}): {step} failed with S3 error"
+        f" {code}, which a retry does not fix.{detail} Check that the bucket exists and that the function's"
+        " role may put and delete objects in it (and use its KMS key, if any)."
     )
 
 

@@ -647,9 +647,11 @@ def test_invoke_unparsable_event_exit_2(
     assert fragment in capsys.readouterr().err
 
 
-def test_invoke_event_with_byte_order_mark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_invoke_event_encodings(tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str) -> None:
+    # Windows PowerShell 5 writes UTF-16 with a byte order mark by default.
     event = tmp_path / "event.json"
-    event.write_bytes(b"\xef\xbb\xbf" + json.dumps(load_event("api-http-json.json")).encode())
+    event.write_bytes(json.dumps(load_event("api-http-json.json")).encode(encoding))
 
     code = cli.main(["invoke", str(event)])
 
@@ -658,12 +660,14 @@ def test_invoke_event_with_byte_order_mark(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_batch_piped_manifest_paths_from_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN a manifest with a relative photo path, written into a named pipe, run from the photo's parent folder
+    # GIVEN a manifest with a relative photo path, written into a named pipe in another folder,
+    # run from the photo's parent folder
     import threading
 
     (tmp_path / "p1").mkdir()
     shutil.copy(SAMPLES_DIR / "front.jpg", tmp_path / "p1" / "front.jpg")
-    pipe = tmp_path / "sets.pipe"
+    (tmp_path / "pipes").mkdir()
+    pipe = tmp_path / "pipes" / "sets.pipe"
     os.mkfifo(pipe)
     manifest = json.dumps([{"id": "piped", "images": ["p1/front.jpg"]}]).encode()
     writer = threading.Thread(target=lambda: pipe.write_bytes(manifest))

@@ -36,14 +36,17 @@ def api_json(body: object, *, content_type: str = "application/json") -> dict[st
     return build_events.http_event("/segment", text, content_type=content_type, is_base64=False)
 
 
-def fail_put_after(client: Any, successes: int, code: str = "InternalError") -> list[str]:
+def fail_put_after(client: Any, successes: int, code: str = "InternalError", status: int | None = None) -> list[str]:
     """Make PutObject on the handler's client fail with S3 error `code` after `successes` calls; return the keys attempted."""
     attempted: list[str] = []
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": "injected"}}
+    if status is not None:
+        response["ResponseMetadata"] = {"HTTPStatusCode": status}
 
     def hook(params: dict[str, Any], **_: Any) -> None:
         attempted.append(params["Key"])
         if len(attempted) > successes:
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "PutObject")
+            raise ClientError(response, "PutObject")  # type: ignore[arg-type]  # a partial botocore response
 
     client.meta.events.register("before-parameter-build.s3.PutObject", hook)
     return attempted
@@ -165,6 +168,70 @@ def test_api_missing_output_bucket_is_500(s3: Any, lambda_context: Any, monkeypa
     assert json.loads(result["body"])["error"]["code"] == "output_not_writable"
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "retried"),
+    [
+        ("KMS.DisabledException", 400, False),
+        ("InvalidAccessKeyId", 403, False),
+        ("RequestTimeout", 400, True),
+        ("SlowDown", 503, True),
+        ("InternalError", 500, True),
+    ],
+)
+def test_s3_write_error_retried_by_status(s3: Any, lambda_context: Any, code: str, status: int, retried: bool) -> None:
+    fail_put_after(storage.s3_client(), successes=1, code=code, status=status)
+
+    if retried:
+        with pytest.raises(errors.TemporaryFailure):
+            lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    else:
+        result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+        assert result["manifests"][0]["error"]["code"] == "output_not_writable"
+        assert code in result["manifests"][0]["error"]["message"]
+    assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+def test_s3_unwritable_input_bucket_named_as_source(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OUTPUT_BUCKET")
+    fail_put_after(storage.s3_client(), successes=0, code="AccessDenied", status=403)
+
+    result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+
+    message = result["manifests"][0]["error"]["message"]
+    assert f"bucket '{INPUT_BUCKET}' (the manifest's bucket, as OUTPUT_BUCKET is unset)" in message
+
+
+def test_batch_manifest_under_output_prefix_permanent(
+    s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN results beside the input under incoming/res, and a product whose id starts with "res"
+    monkeypatch.delenv("OUTPUT_BUCKET")
+    monkeypatch.setenv("OUTPUT_PREFIX", "incoming/res")
+    event = load_event("s3-batch.json")
+    event["tasks"][0]["s3Key"] = "incoming/resort-dress/manifest.json"
+
+    result = lambda_handler(event, lambda_context)
+
+    # THEN the task fails as an upload of that key would be skipped, naming the prefix
+    task = result["results"][0]
+    assert task["resultCode"] == "PermanentFailure"
+    assert "OUTPUT_PREFIX 'incoming/res'" in task["resultString"]
+
+
+def test_s3_invalid_thread_count_not_retried(s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORT_THREADS", "zero")
+    segmenter.get_segmenter.cache_clear()
+    try:
+        result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
+    finally:
+        segmenter.get_segmenter.cache_clear()
+
+    assert result["manifests"][0]["error"]["code"] == "model_error"
+    assert "ORT_THREADS" in result["manifests"][0]["error"]["message"]
+
+
 def test_api_results_inline_without_output_bucket(lambda_context: Any) -> None:
     result = lambda_handler(load_event("api-http-json.json"), lambda_context)
 
@@ -232,6 +299,15 @@ def test_api_bad_input_rejected_nothing_written(
     assert error["code"] == code
     assert fragment in error["message"]
     assert list_keys(s3, OUTPUT_BUCKET) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["my-results", "Legacy_Bucket.us-east-1", "arn:aws:s3:eu-west-1:123456789012:accesspoint/results-ap"]
+)
+def test_output_bucket_accepts_names_and_access_points(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("OUTPUT_BUCKET", value)
+
+    assert storage.output_bucket() == value
 
 
 def test_api_json_body_with_byte_order_mark(lambda_context: Any) -> None:
@@ -419,18 +495,18 @@ def test_batch_missing_manifest_permanent_failure(s3: Any, lambda_context: Any) 
 def test_batch_photo_collision_rejected(
     s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN results written beside the input, and a manifest in product p9's own result folder
-    # that lists photos named like the outputs the run writes (mask-0.png) and deletes (mask-3.png)
+    # GIVEN results written beside the input, and a manifest of product p9 that lists, by URI,
+    # photos in p9's result folder named like the outputs the run writes (mask-0.png) and deletes (mask-3.png)
     monkeypatch.delenv("OUTPUT_BUCKET")
-    monkeypatch.setenv("INPUT_PREFIX", "results/")
     folder = "results/p9/"
     front = (SAMPLES_DIR / "front.jpg").read_bytes()
     for name in ("mask-3.png", "mask-0.png"):
         s3.put_object(Bucket=INPUT_BUCKET, Key=folder + name, Body=front)
-    s3.put_object(Bucket=INPUT_BUCKET, Key=folder + "manifest.json", Body=json.dumps({"images": ["mask-3.png", "mask-0.png"]}))
+    images = [f"s3://{INPUT_BUCKET}/{folder}{name}" for name in ("mask-3.png", "mask-0.png")]
+    s3.put_object(Bucket=INPUT_BUCKET, Key="incoming/p9/manifest.json", Body=json.dumps({"images": images}))
     before = {key: s3.get_object(Bucket=INPUT_BUCKET, Key=key)["Body"].read() for key in list_keys(s3, INPUT_BUCKET)}
     event = load_event("s3-batch.json")
-    event["tasks"][0]["s3Key"] = folder + "manifest.json"
+    event["tasks"][0]["s3Key"] = "incoming/p9/manifest.json"
 
     # WHEN Batch Operations runs the manifest
     result = lambda_handler(event, lambda_context)
