@@ -24,7 +24,7 @@ TRAIN_OUT ?= runs/local
 # Stage 1 trains at 160 px from scratch, stage 2 continues at several input sides, stage 3
 # adds the product prior, and stage 4 weighs other garments' pixels 3 times in the loss and
 # draws more full sets of 4. model.training.choose_size then picks the side to ship from
-# measured IoU and speed. Stages 5 to 8 belong to `make finetune`, described above it.
+# measured IoU and speed. Stages 5 to 9 belong to `make finetune`, described above it.
 TRAIN_MINUTES ?= 125
 TRAIN_MINUTES_2 ?= 110
 TRAIN_MINUTES_3 ?= 95
@@ -33,12 +33,13 @@ TRAIN_MINUTES_5 ?= 95
 TRAIN_MINUTES_6 ?= 100
 TRAIN_MINUTES_7 ?= 90
 TRAIN_MINUTES_8 ?= 105
+TRAIN_MINUTES_9 ?= 100
 BLEND_WEIGHT_7 ?= 0.75
 TRAIN_SIZES ?= 128,160,192,224,256
 TRAIN_SIZES_3 ?= 160,192,224
 # `make train` builds model 1.3.0 from scratch; `make finetune` then continues it to MODEL_VERSION.
 MODEL_VERSION_BASE ?= 1.3.0
-MODEL_VERSION ?= 1.7.0
+MODEL_VERSION ?= 1.8.0
 DEMO_OUT ?= out/demo
 SAMPLES := events/samples
 DEMO_IMAGES := $(SAMPLES)/packshot.png $(SAMPLES)/front.jpg $(SAMPLES)/back.jpg $(SAMPLES)/detail.jpg
@@ -124,7 +125,8 @@ train: $(VENV_TRAIN)/.installed
 # lost a little on light backdrops, so the model ships a blend: 0.25 x stage 6 + 0.75 x stage 7.
 # Stage 8 adds the FinePrior (product map and cross-view matches at 1/8 scale) to the blend and
 # trains it at --lr, the rest of the network at 0.3 x --lr. It keeps the side that choose-size-7
-# picked for the blend (192 px with the mirrored average).
+# picked for the blend (192 px with the mirrored average). Stage 9 continues stage 8 with the
+# same data at 5e-4 for every weight and another seed.
 finetune: $(VENV_TRAIN)/.installed
 	$(VENV_TRAIN)/bin/python -m model.training.recover --dataset $(DATASET) \
 		--onnx model/fashion-seg.fp32.onnx --out $(TRAIN_OUT)/recovered/last.pt
@@ -148,8 +150,12 @@ finetune: $(VENV_TRAIN)/.installed
 		--init $(TRAIN_OUT)/stage7-blend/last.pt --prior --fine-prior --minutes $(TRAIN_MINUTES_8) --width 20 \
 		--batch 12 --sizes $(TRAIN_SIZES_3) --size 192 --lr 1e-3 --init-lr-scale 0.3 --seed 10 --other-weight 3 \
 		--full-set-rate 0.3 --empty-view-rate 0.2 --busy-empty-rate 0.4 --dark-backdrop-rate 0.2 --ema 0.998
+	$(VENV_TRAIN)/bin/python -m model.training.train --dataset $(DATASET) --out $(TRAIN_OUT)/stage9 \
+		--init $(TRAIN_OUT)/stage8/last.pt --prior --fine-prior --minutes $(TRAIN_MINUTES_9) --width 20 \
+		--batch 12 --sizes $(TRAIN_SIZES_3) --size 192 --lr 5e-4 --seed 11 --other-weight 3 \
+		--full-set-rate 0.3 --empty-view-rate 0.2 --busy-empty-rate 0.4 --dark-backdrop-rate 0.2 --ema 0.998
 	$(VENV_TRAIN)/bin/python -m model.training.export --dataset $(DATASET) \
-		--checkpoint $(TRAIN_OUT)/stage8/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
+		--checkpoint $(TRAIN_OUT)/stage9/last.pt --out model/fashion-seg.fp32.onnx --version $(MODEL_VERSION) \
 		--size 192 --flip-average
 	$(VENV_TRAIN)/bin/python -m model.training.quantize --dataset $(DATASET) \
 		--fp32 model/fashion-seg.fp32.onnx --out model/fashion-seg.int8.onnx
