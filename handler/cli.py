@@ -284,13 +284,14 @@ def run_invoke(args: argparse.Namespace) -> int:
         # Lambda retries an S3 notification whose handler raised this.
         print(f"fashion-seg: the function failed and Lambda would retry the event: {err}", file=sys.stderr)
         return EXIT_FAILED
+    failed = invoke_failed(event, result)
     if args.out is not None and isinstance(result, dict):
-        saved_path = save_invoke_response(args.out, result)
+        saved_path = save_invoke_response(args.out, result, failed=failed)
         print(saved_path)
     else:
         saved_path = None
         print(json.dumps(result, indent=2))
-    if invoke_failed(event, result):
+    if failed:
         location_note = f"; its response is in {saved_path}" if saved_path else ""
         print(f"fashion-seg: the function reported a failure{location_note}", file=sys.stderr)
         return EXIT_FAILED
@@ -320,12 +321,13 @@ def invoke_failed(event: object, result: object) -> bool:
     return False
 
 
-def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
+def save_invoke_response(folder: Path, result: dict[str, Any], *, failed: bool = False) -> Path:
     """Save a handler response under folder and return the path of the file to show.
 
     A JSON document has each ``{"png_base64": ...}`` location saved as a PNG file and replaced by
     ``{"path": "mask-K.png"}``, and is written to result.json, or to error.json when it is an
-    error document. A response with an API Gateway
+    error document or ``failed`` is true (invoke_failed: a failed manifest or Batch Operations
+    task in an S3 reply). A response with an API Gateway
     envelope is unwrapped from its body first, and a body that is not JSON (the /predict route's
     PNG) is saved as response.png, base64-decoded when isBase64Encoded is true.
 
@@ -352,8 +354,8 @@ def save_invoke_response(folder: Path, result: dict[str, Any]) -> Path:
                 name = results.view_file_name(kind, image["index"])
                 write_file(folder / name, base64.b64decode(location["png_base64"]))
                 image[kind] = {"path": name}
-    # An error document goes to error.json, as in fashion-seg batch.
-    path = folder / ("error.json" if "error" in document else "result.json")
+    # An error document or a reply that reports a failure goes to error.json, as in fashion-seg batch.
+    path = folder / ("error.json" if failed or "error" in document else "result.json")
     write_file(path, (json.dumps(document, indent=2) + "\n").encode())
     return path
 

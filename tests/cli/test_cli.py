@@ -398,6 +398,25 @@ def test_invoke_s3_temporary_failure_exit_1(s3: Any, tmp_path: Path, capsys: pyt
     assert "Lambda would retry the event" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["notification", "batch"])
+def test_invoke_s3_failed_reply_saved_as_error_json(
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    if kind == "notification":
+        reply_event: dict[str, Any] = build_events.s3_notification_event("incoming/absent/manifest.json")
+    else:
+        reply_event = load_event("s3-batch.json")
+        reply_event["tasks"][0]["s3Key"] = "incoming/absent/manifest.json"
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(reply_event))
+
+    code = cli.main(["invoke", str(event), "--out", str(tmp_path / "out")])
+
+    assert code == 1
+    assert capsys.readouterr().out.strip() == str(tmp_path / "out" / "error.json")
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
 def test_invoke_s3_batch_failed_task_exit_1(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     batch_event = load_event("s3-batch.json")
     batch_event["tasks"][0]["s3Key"] = "incoming/absent/manifest.json"
