@@ -31,9 +31,24 @@ _ACCESS_DENIED_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "I
 _UNWRITABLE_BUCKET_CODES = frozenset({"NoSuchBucket", "InvalidBucketName", "AccessDenied", "403", "AllAccessDisabled"})
 """S3 error codes of a write or delete that fails the same way until the bucket or the role changes."""
 _RETRYABLE_CLIENT_CODES = frozenset(
-    {"RequestTimeout", "RequestTimeTooSkewed", "ExpiredToken", "OperationAborted", "SlowDown", "TooManyRequests"}
+    {
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ExpiredToken",
+        "OperationAborted",
+        "SlowDown",
+        "TooManyRequests",
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+    }
 )
-"""S3 error codes with a 4xx status that a later attempt can get past (time-outs, clock skew, throttling)."""
+"""S3 error codes with a 4xx status that a later attempt can get past (time-outs, clock skew, throttling).
+
+Any reply with HTTP status 429 (too many requests) counts as throttling as well."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,7 @@ class DeleteFailure:
     error: ClientError | BotoCoreError
 
 
-BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}|arn:[a-z-]+:s3[a-z-]*:[a-z0-9-]*:[0-9]{12}:[a-z-]*accesspoint[/:][A-Za-z0-9./:-]+")
+BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}|arn:aws(-cn|-us-gov)?:s3:[a-z0-9-]+:[0-9]{12}:accesspoint/[a-z0-9-]{3,50}")
 """A bucket name, loose enough for the older names of us-east-1, or an access point ARN.
 
 Bucket names created since 2018 are stricter: 3-63 lowercase letters, digits, dots and hyphens.
@@ -208,10 +223,13 @@ def replace_result_set(
 def is_permanent_write_error(err: ClientError | BotoCoreError) -> bool:
     """Tell whether a failed put or delete would fail the same way when tried again.
 
-    True for a missing bucket or denied access, and for any other client error (HTTP 4xx,
-    such as a disabled KMS key or invalid credentials) except time-outs, clock skew and
-    throttling. False for server errors (5xx) and for network errors without an S3 reply.
+    True for a missing bucket or denied access, for any other client error (HTTP 4xx, such
+    as a disabled KMS key or invalid credentials) except time-outs, clock skew and throttling,
+    and for parameters that botocore rejects before sending (an unusable bucket value). False
+    for server errors (5xx) and for network errors without an S3 reply.
     """
+    if isinstance(err, ParamValidationError):
+        return True
     if not isinstance(err, ClientError):
         return False
     code = error_code(err)
@@ -220,7 +238,7 @@ def is_permanent_write_error(err: ClientError | BotoCoreError) -> bool:
     if code in _RETRYABLE_CLIENT_CODES:
         return False
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return isinstance(status, int) and 400 <= status < 500
+    return isinstance(status, int) and 400 <= status < 500 and status != 429
 
 
 def _unwritable(bucket: str, code: str, step: str, detail: str) -> errors.OutputNotWritableError:

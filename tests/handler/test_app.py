@@ -174,6 +174,8 @@ def test_api_missing_output_bucket_is_500(s3: Any, lambda_context: Any, monkeypa
         ("KMS.DisabledException", 400, False),
         ("InvalidAccessKeyId", 403, False),
         ("RequestTimeout", 400, True),
+        ("Throttling", 400, True),
+        ("TooManyRequestsException", 429, True),
         ("SlowDown", 503, True),
         ("InternalError", 500, True),
     ],
@@ -310,13 +312,29 @@ def test_output_bucket_accepts_names_and_access_points(monkeypatch: pytest.Monke
     assert storage.output_bucket() == value
 
 
+def test_parameter_rejected_by_botocore_is_permanent() -> None:
+    from botocore.exceptions import ParamValidationError
+
+    assert storage.is_permanent_write_error(ParamValidationError(report="Invalid bucket name"))
+
+
 def test_api_json_body_with_byte_order_mark(lambda_context: Any) -> None:
     result = lambda_handler(api_json("\ufeff" + json.dumps({"images": [FRONT_B64]})), lambda_context)
 
     assert result["statusCode"] == 200
 
 
-@pytest.mark.parametrize("value", ["s3://fashion-seg-output", "fashion-seg-output/results", "bad bucket", "arn:aws:s3:::b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "s3://fashion-seg-output",
+        "fashion-seg-output/results",
+        "bad bucket",
+        "arn:aws:s3:::b",
+        "arn:foo:s3:us-east-1:123456789012:accesspoint/results-ap",
+        "arn:aws:s3:us-east-1:123456789012:accesspoint/a/b",
+    ],
+)
 def test_malformed_output_bucket_not_retried(
     s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
