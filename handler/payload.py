@@ -198,11 +198,26 @@ def parse_image_entry(entry: object, index: int, *, manifest: S3Ref | None) -> I
         raise errors.InvalidRequestError(
             f"images[{index}] must be a string, received {type(entry).__name__}.", image_index=index
         )
+    if not is_encodable(entry):
+        raise errors.InvalidRequestError(
+            f"images[{index}] {errors.quote_value(entry)} is not valid Unicode (a lone surrogate such as \\ud800); "
+            "send base64 data, or an S3 URI or key in UTF-8.",
+            image_index=index,
+        )
     if entry.startswith("s3://"):
         return ImageSource(index=index, s3=parse_s3_uri(entry, index))
     if manifest is not None:
         return ImageSource(index=index, s3=resolve_manifest_entry(entry, index, manifest))
     return ImageSource(index=index, data=decode_base64_image(entry, index))
+
+
+def is_encodable(text: str) -> bool:
+    """Tell whether text can be encoded as UTF-8: JSON admits lone surrogates (\\ud800) that S3 keys cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_s3_uri(uri: str, index: int) -> S3Ref:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from handler import errors, storage
-from handler.payload import JSON_FIELDS, S3Ref, SegmentRequest, parse_json_object, parse_payload
+from handler.payload import JSON_FIELDS, S3Ref, SegmentRequest, is_encodable, parse_json_object, parse_payload
 
 MANIFEST_NAME = "manifest.json"
 
@@ -226,6 +226,8 @@ def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
     # The rule of upload notifications: keys of other shapes could name the same product
     # (a/p1/manifest.json and b/p1/manifest.json) and replace each other's results.
     manifest = S3Ref(bucket=bucket, key=unquote_plus(key))
+    if not is_encodable(manifest.key) or not is_encodable(manifest.bucket):
+        return None, f"s3Key {errors.quote_value(manifest.key)} or its bucket is not valid Unicode (a lone surrogate)."
     problem = manifest_key_problem(manifest.key, input_prefix())
     if problem is not None:
         return None, problem + "."

@@ -318,6 +318,18 @@ def test_parameter_rejected_by_botocore_is_permanent() -> None:
     assert storage.is_permanent_write_error(ParamValidationError(report="Invalid bucket name"))
 
 
+def test_lone_surrogate_key_rejected(s3: Any, lambda_context: Any) -> None:
+    direct = lambda_handler({"images": [f"s3://{INPUT_BUCKET}/incoming/\ud800.jpg"]}, lambda_context)
+    event = load_event("s3-batch.json")
+    event["tasks"][0]["s3Key"] = "incoming/\ud800/manifest.json"
+    batch = lambda_handler(event, lambda_context)
+
+    assert direct["error"]["code"] == "invalid_request"
+    assert direct["error"]["image_index"] == 0
+    assert batch["results"][0]["resultCode"] == "PermanentFailure"
+    assert "not valid Unicode" in batch["results"][0]["resultString"]
+
+
 def test_api_json_body_with_byte_order_mark(lambda_context: Any) -> None:
     result = lambda_handler(api_json("\ufeff" + json.dumps({"images": [FRONT_B64]})), lambda_context)
 
