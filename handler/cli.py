@@ -283,6 +283,12 @@ def run_invoke(args: argparse.Namespace) -> int:
     except errors.TemporaryFailure as err:
         # Lambda retries an S3 notification whose handler raised this.
         print(f"fashion-seg: the function failed and Lambda would retry the event: {err}", file=sys.stderr)
+        if args.out is not None:
+            # The earlier run's result.json would point at S3 results that this run deleted.
+            prepare_output_folder(args.out)
+            document = {"error": {"code": "temporary_failure", "message": str(err), "image_index": None}}
+            write_file(args.out / "error.json", (json.dumps(document, indent=2) + "\n").encode())
+            print(args.out / "error.json")
         return EXIT_FAILED
     failed = invoke_failed(event, result)
     if args.out is not None and isinstance(result, dict):

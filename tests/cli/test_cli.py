@@ -417,6 +417,25 @@ def test_invoke_s3_failed_reply_saved_as_error_json(
     assert not (tmp_path / "out" / "result.json").exists()
 
 
+def test_invoke_s3_temporary_failure_replaces_result_json(s3: Any, tmp_path: Path) -> None:
+    # GIVEN a successful invoke into a folder, then S3 that rejects every write
+    out = tmp_path / "out"
+    assert cli.main(["invoke", str(EVENTS_DIR / "s3-manifest.json"), "--out", str(out)]) == 0
+
+    def reject_put(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "injected"}}, "PutObject")
+
+    storage.s3_client().meta.events.register("before-parameter-build.s3.PutObject", reject_put)
+
+    # WHEN the same event is invoked again
+    code = cli.main(["invoke", str(EVENTS_DIR / "s3-manifest.json"), "--out", str(out)])
+
+    # THEN the earlier result.json is gone and error.json explains the failure
+    assert code == 1
+    assert not (out / "result.json").exists()
+    assert json.loads((out / "error.json").read_text())["error"]["code"] == "temporary_failure"
+
+
 def test_invoke_s3_batch_failed_task_exit_1(s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     batch_event = load_event("s3-batch.json")
     batch_event["tasks"][0]["s3Key"] = "incoming/absent/manifest.json"
