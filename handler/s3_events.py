@@ -231,10 +231,11 @@ def read_batch_task(task: Mapping[str, Any]) -> tuple[S3Ref | None, str | None]:
     problem = manifest_key_problem(manifest.key, input_prefix())
     if problem is not None:
         return None, problem + "."
-    # OUTPUT_BUCKET is compared as set; a malformed value fails the task later, when results are stored.
-    if in_results(manifest, output_prefix(), os.environ.get("OUTPUT_BUCKET") or None):
+    # OUTPUT_BUCKET is compared as set. A malformed value fails the task later, when results are stored.
+    results = output_prefix()
+    if in_results(manifest, results, os.environ.get("OUTPUT_BUCKET") or None):
         return None, (
-            f"s3Key {errors.quote_value(manifest.key)} lies under OUTPUT_PREFIX {output_prefix()!r} of the bucket that"
+            f"s3Key {errors.quote_value(manifest.key)} lies under OUTPUT_PREFIX {results!r} of the bucket that"
             " receives results, where keys are never processed; move the manifest or change the prefixes."
         )
     return manifest, None

@@ -223,10 +223,10 @@ def replace_result_set(
 def is_permanent_write_error(err: ClientError | BotoCoreError) -> bool:
     """Tell whether a failed put or delete would fail the same way when tried again.
 
-    True for a missing bucket or denied access, for any other client error (HTTP 4xx, such
-    as a disabled KMS key or invalid credentials) except time-outs, clock skew and throttling,
-    and for parameters that botocore rejects before sending (an unusable bucket value). False
-    for server errors (5xx) and for network errors without an S3 reply.
+    True for a missing bucket, denied access and any other client error (HTTP 4xx, such as
+    a disabled KMS key or invalid credentials) except time-outs, clock skew and throttling.
+    True as well for parameters that botocore rejects before sending, such as an unusable
+    bucket value. False for server errors (5xx) and for network errors without an S3 reply.
     """
     if isinstance(err, ParamValidationError):
         return True

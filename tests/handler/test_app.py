@@ -223,12 +223,7 @@ def test_batch_manifest_under_output_prefix_permanent(
 
 
 def test_s3_invalid_thread_count_not_retried(s3: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORT_THREADS", "zero")
-    segmenter.get_segmenter.cache_clear()
-    try:
-        result = lambda_handler(load_event("s3-manifest.json"), lambda_context)
-    finally:
-        segmenter.get_segmenter.cache_clear()
+    result = invoke_with_thread_count(monkeypatch, lambda_context, "s3-manifest.json", "zero")
 
     assert result["manifests"][0]["error"]["code"] == "model_error"
     assert "ORT_THREADS" in result["manifests"][0]["error"]["message"]
@@ -481,13 +476,18 @@ def test_s3_model_run_failure_retried(s3: Any, lambda_context: Any, monkeypatch:
         lambda_handler(load_event("s3-manifest.json"), lambda_context)
 
 
-def test_invalid_thread_count_is_model_error(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORT_THREADS", "zero")
+def invoke_with_thread_count(monkeypatch: pytest.MonkeyPatch, lambda_context: Any, event_name: str, threads: str) -> Any:
+    """Run the handler on a sample event with ORT_THREADS set, loading the model afresh before and after."""
+    monkeypatch.setenv("ORT_THREADS", threads)
     segmenter.get_segmenter.cache_clear()
     try:
-        result = lambda_handler(load_event("direct.json"), lambda_context)
+        return lambda_handler(load_event(event_name), lambda_context)
     finally:
         segmenter.get_segmenter.cache_clear()
+
+
+def test_invalid_thread_count_is_model_error(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke_with_thread_count(monkeypatch, lambda_context, "direct.json", "zero")
 
     assert result["error"]["code"] == "model_error"
     assert "ORT_THREADS='zero'" in result["error"]["message"]
